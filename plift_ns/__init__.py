@@ -1,0 +1,3 @@
+"""plift-ns: Panoptic Lifting as a nerfstudio plugin."""
+
+__version__ = "0.1.0"

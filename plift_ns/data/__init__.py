@@ -1,0 +1,1 @@
+"""Panoptic data contract: class sets, dataparser, dataset, datamanager."""

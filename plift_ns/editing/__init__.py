@@ -1,0 +1,1 @@
+"""plift-ns editing."""
