@@ -1,0 +1,170 @@
+"""Datamanager: each step yields R_S (random rays over all training images) and R_I (rays of ONE image), Sec. 3.3."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Literal, Optional, Tuple, Type, Union
+
+import torch
+from jaxtyping import Float, Int
+from nerfstudio.cameras.rays import RayBundle
+from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManager, VanillaDataManagerConfig
+from nerfstudio.data.utils.dataloaders import FixedIndicesEvalDataloader, RandIndicesEvalDataloader
+from nerfstudio.model_components.ray_generators import RayGenerator
+from nerfstudio.utils.rich_utils import CONSOLE
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import Tensor
+
+from plift_ns.data.dataparser import PanopticDataParserConfig
+from plift_ns.data.dataset import PanopticDataset
+from plift_ns.errors import PliftDataError
+
+
+@dataclass
+class PanopticDataManagerConfig(VanillaDataManagerConfig):
+    """Panoptic datamanager: ``rays_semantic`` rays over all images + ``rays_instance`` rays from one image."""
+
+    _target: Type = field(default_factory=lambda: PanopticDataManager)
+    dataparser: PanopticDataParserConfig = field(default_factory=PanopticDataParserConfig)
+    rays_semantic: int = 2048
+    """|R_S|: rays sampled uniformly over all training pixels (RGB + semantic loss)."""
+    rays_instance: int = 1024
+    """|R_I|: rays sampled from one training image (instance + segment-consistency losses)."""
+    eval_num_rays_per_batch: int = 1024
+
+
+class TrainingLabels:
+    """All training images and labels held as compact tensors, for fast per-pixel sampling."""
+
+    def __init__(self, dataset: PanopticDataset, device: Union[torch.device, str], description: str) -> None:
+        n = len(dataset)
+        first = dataset.get_data(0, image_type="uint8")
+        h, w = first["image"].shape[:2]
+        self.num_images, self.height, self.width = n, h, w
+        self.image = torch.empty((n, h, w, 3), dtype=torch.uint8)
+        self.semantics = torch.empty((n, h, w), dtype=torch.int16)
+        self.instance = torch.empty((n, h, w), dtype=torch.int32)
+        self.confidence = torch.empty((n, h, w), dtype=torch.float16)
+        self.probability: Optional[Tensor] = None
+        with Progress(
+            TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=CONSOLE
+        ) as progress:
+            for i in progress.track(range(n), total=n):
+                data = first if i == 0 else dataset.get_data(i, image_type="uint8")
+                if data["image"].shape[:2] != (h, w):
+                    raise PliftDataError(
+                        f"image size {tuple(data['image'].shape[:2])} differs from the first frame's {(h, w)}; "
+                        "all frames must share one resolution",
+                        dataset.image_filenames[i],
+                    )
+                self.image[i] = data["image"][..., :3]
+                self.semantics[i] = data["semantics"]
+                self.instance[i] = data["instance"]
+                self.confidence[i] = data["confidence"]
+                if "probability" in data:
+                    if self.probability is None:
+                        self.probability = torch.empty((n, h, w, data["probability"].shape[-1]), dtype=torch.float16)
+                    self.probability[i] = data["probability"]
+        self.device = device
+
+    def gather(self, indices: Int[Tensor, "N 3"]) -> Dict[str, Tensor]:
+        """Batch entries for pixel ``indices`` = (image, y, x)."""
+        c, y, x = indices.unbind(-1)
+        batch = {
+            "image": self.image[c, y, x].float().div_(255.0),
+            "semantics": self.semantics[c, y, x].long(),
+            "instance": self.instance[c, y, x].long(),
+            "confidence": self.confidence[c, y, x].float(),
+        }
+        if self.probability is not None:
+            batch["probability"] = self.probability[c, y, x].float()
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    def sample_all(self, n: int, generator: Optional[torch.Generator] = None) -> Int[Tensor, "n 3"]:
+        flat = torch.randint(0, self.num_images * self.height * self.width, (n,), generator=generator)
+        return self._unflatten(flat)
+
+    def sample_one_image(self, n: int, generator: Optional[torch.Generator] = None) -> Int[Tensor, "n 3"]:
+        image = torch.randint(0, self.num_images, (1,), generator=generator)
+        n = min(n, self.height * self.width)
+        pixels = torch.randperm(self.height * self.width, generator=generator)[:n]
+        return self._unflatten(image * self.height * self.width + pixels)
+
+    def _unflatten(self, flat: Tensor) -> Int[Tensor, "n 3"]:
+        hw = self.height * self.width
+        return torch.stack([flat // hw, (flat % hw) // self.width, flat % self.width], dim=-1)
+
+
+class PanopticDataManager(VanillaDataManager[PanopticDataset]):
+    """Yields R_S ∪ R_I per step; the batch's first ``num_rays_semantic`` rays are R_S, the rest R_I (one image)."""
+
+    config: PanopticDataManagerConfig
+    train_labels: TrainingLabels
+    eval_labels: TrainingLabels
+
+    def __init__(
+        self,
+        config: PanopticDataManagerConfig,
+        device: Union[torch.device, str] = "cpu",
+        test_mode: Literal["test", "val", "inference"] = "val",
+        world_size: int = 1,
+        local_rank: int = 0,
+        **kwargs,
+    ):
+        self.instance_rays_from_step = 0
+        """R_I is sampled from this step on (the model moves it to its instance-loss warm-up)."""
+        super().__init__(config, device, test_mode, world_size, local_rank, **kwargs)
+
+    @property
+    def class_set(self):
+        return self.train_dataset.class_set
+
+    def setup_train(self) -> None:
+        self.train_labels = TrainingLabels(self.train_dataset, self.device, "Loading training views")
+        self.train_ray_generator = RayGenerator(self.train_dataset.cameras.to(self.device))
+
+    def setup_eval(self) -> None:
+        self.eval_dataset.load_probabilities = False
+        self.eval_labels = TrainingLabels(self.eval_dataset, self.device, "Loading evaluation views")
+        self.eval_ray_generator = RayGenerator(self.eval_dataset.cameras.to(self.device))
+        self.fixed_indices_eval_dataloader = FixedIndicesEvalDataloader(
+            input_dataset=self.eval_dataset, device=self.device, num_workers=0
+        )
+        self.eval_dataloader = RandIndicesEvalDataloader(input_dataset=self.eval_dataset, device=self.device, num_workers=0)
+
+    def _batch(
+        self, labels: TrainingLabels, generator: RayGenerator, n_semantic: int, n_instance: int
+    ) -> Tuple[RayBundle, Dict]:
+        parts = [labels.sample_all(n_semantic)]
+        if n_instance > 0:
+            parts.append(labels.sample_one_image(n_instance))
+        indices = torch.cat(parts)
+        batch = labels.gather(indices)
+        batch["indices"] = indices
+        batch["num_rays_semantic"] = n_semantic
+        ray_bundle = generator(indices)
+        is_instance = torch.zeros((len(indices), 1), dtype=torch.bool, device=ray_bundle.origins.device)
+        is_instance[n_semantic:] = True
+        ray_bundle.metadata["instance_ray"] = is_instance
+        return ray_bundle, batch
+
+    def next_train(self, step: int) -> Tuple[RayBundle, Dict]:
+        self.train_count += 1
+        n_instance = self.config.rays_instance if step >= self.instance_rays_from_step else 0
+        return self._batch(self.train_labels, self.train_ray_generator, self.config.rays_semantic, n_instance)
+
+    def next_eval(self, step: int) -> Tuple[RayBundle, Dict]:
+        self.eval_count += 1
+        return self._batch(self.eval_labels, self.eval_ray_generator, self.config.eval_num_rays_per_batch, 0)
+
+    def get_train_rays_per_batch(self) -> int:
+        return self.config.rays_semantic + self.config.rays_instance
+
+    def get_eval_rays_per_batch(self) -> int:
+        return self.config.eval_num_rays_per_batch
+
+
+def rays_of(batch: Dict, key: str, part: Literal["semantic", "instance"]) -> Float[Tensor, "..."]:
+    """The R_S (``semantic``) or R_I (``instance``) rows of a batch entry."""
+    n = batch["num_rays_semantic"]
+    return batch[key][:n] if part == "semantic" else batch[key][n:]

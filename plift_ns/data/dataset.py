@@ -1,0 +1,71 @@
+"""Dataset: an image plus its panoptic labels (machine labels for training, ground truth for evaluation)."""
+
+from __future__ import annotations
+
+from typing import Dict, List
+
+import numpy as np
+import torch
+from nerfstudio.data.dataparsers.base_dataparser import DataparserOutputs
+from nerfstudio.data.datasets.base_dataset import InputDataset
+from PIL import Image
+
+from plift_ns.data.classes import ClassSet
+from plift_ns.data.label_io import read_label_png, read_probabilities, read_semantics
+
+
+class PanopticDataset(InputDataset):
+    """Per image: ``semantics`` (H, W) long (void = -1), ``instance`` (H, W) long (0 = none), ``confidence`` (H, W)
+    float, optionally ``probability`` (H, W, C) float16, ``gt_semantics`` and ``gt_instance``."""
+
+    def __init__(self, dataparser_outputs: DataparserOutputs, scale_factor: float = 1.0):
+        super().__init__(dataparser_outputs, scale_factor)
+        self.class_set: ClassSet = self.metadata["class_set"]
+        self.load_probabilities = True
+        """Whether to read the class distributions (training needs them, evaluation does not)."""
+
+    def _resized(self, labels: np.ndarray, size: tuple) -> np.ndarray:
+        if labels.shape == size:
+            return labels
+        image = Image.fromarray(labels.astype(np.int32), mode="I").resize((size[1], size[0]), Image.Resampling.NEAREST)
+        return np.asarray(image).astype(np.int64)
+
+    def _path(self, key: str, idx: int):
+        paths = self.metadata.get(key)
+        return None if paths is None else paths[idx]
+
+    def get_metadata(self, data: Dict) -> Dict:
+        idx = data["image_idx"]
+        size = tuple(data["image"].shape[:2])
+        native = None if self.scale_factor != 1.0 else size
+        out: Dict[str, torch.Tensor] = {}
+        sem = read_semantics(self._path("semantics_filenames", idx), self.class_set, native)
+        inst = read_label_png(self._path("instance_filenames", idx), native)
+        out["semantics"] = torch.from_numpy(self._resized(sem, size))
+        out["instance"] = torch.from_numpy(self._resized(inst, size))
+        prob_path = self._path("probabilities_filenames", idx)
+        if prob_path is not None and self.load_probabilities:
+            prob, conf = read_probabilities(prob_path, self.class_set.num_classes, sem.shape)
+            if self.scale_factor != 1.0:
+                rows = np.linspace(0, sem.shape[0] - 1, size[0]).round().astype(int)
+                cols = np.linspace(0, sem.shape[1] - 1, size[1]).round().astype(int)
+                prob, conf = prob[rows][:, cols], conf[rows][:, cols]
+            out["probability"] = torch.from_numpy(np.ascontiguousarray(prob))
+            out["confidence"] = torch.from_numpy(np.ascontiguousarray(conf)).float()
+        else:
+            out["confidence"] = (out["semantics"] >= 0).float()
+        for key in ("gt_semantics", "gt_instance"):
+            path = self._path(f"{key}_filenames", idx)
+            if path is None:
+                continue
+            labels = read_semantics(path, self.class_set, native) if key == "gt_semantics" else read_label_png(path, native)
+            out[key] = torch.from_numpy(self._resized(labels, size))
+        return out
+
+    @property
+    def has_ground_truth(self) -> bool:
+        return self.metadata.get("gt_semantics_filenames") is not None
+
+    @property
+    def frame_names(self) -> List[str]:
+        return list(self.metadata["frame_names"])

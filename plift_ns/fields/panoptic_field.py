@@ -1,0 +1,61 @@
+"""Panoptic radiance field: nerfstudio's TensoRF field (density + colour) plus semantic and surrogate-id MLPs."""
+
+from __future__ import annotations
+
+from jaxtyping import Float
+from nerfstudio.data.scene_box import SceneBox
+from nerfstudio.field_components.encodings import NeRFEncoding, TensorVMEncoding
+from nerfstudio.field_components.mlp import MLP
+from nerfstudio.fields.tensorf_field import TensoRFField
+from torch import Tensor, nn
+
+
+class PanopticField(TensoRFField):
+    """TensoRF VM density/appearance (Sec. 3.2, supp. C.1) + two position-only heads without positional encoding:
+    a semantic MLP (xyz → C class logits) and an instance MLP (xyz → K surrogate-id logits)."""
+
+    def __init__(
+        self,
+        aabb: Tensor,
+        num_classes: int,
+        num_instances: int,
+        resolution: int = 128,
+        num_den_components: int = 16,
+        num_color_components: int = 48,
+        appearance_dim: int = 27,
+        semantic_layers: int = 5,
+        semantic_width: int = 256,
+        instance_layers: int = 3,
+        instance_width: int = 256,
+    ) -> None:
+        super().__init__(
+            aabb,
+            feature_encoding=NeRFEncoding(in_dim=appearance_dim, num_frequencies=2, min_freq_exp=0, max_freq_exp=2),
+            direction_encoding=NeRFEncoding(in_dim=3, num_frequencies=2, min_freq_exp=0, max_freq_exp=2),
+            density_encoding=TensorVMEncoding(resolution=resolution, num_components=num_den_components),
+            color_encoding=TensorVMEncoding(resolution=resolution, num_components=num_color_components),
+            appearance_dim=appearance_dim,
+            head_mlp_num_layers=2,
+            head_mlp_layer_width=128,
+            use_sh=False,
+        )
+        self.semantic_mlp = MLP(
+            in_dim=3, num_layers=semantic_layers, layer_width=semantic_width, out_dim=num_classes, activation=nn.ReLU()
+        )
+        self.instance_mlp = MLP(
+            in_dim=3, num_layers=instance_layers, layer_width=instance_width, out_dim=num_instances, activation=nn.ReLU()
+        )
+
+    def normalized_positions(self, positions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs 3"]:
+        """World positions → [-1, 1] inside the scene box (the heads' input)."""
+        return SceneBox.get_normalized_positions(positions, self.aabb) * 2 - 1
+
+    def semantic_logits(self, positions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs C"]:
+        return self.semantic_mlp(self.normalized_positions(positions))
+
+    def instance_logits(self, positions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs K"]:
+        return self.instance_mlp(self.normalized_positions(positions))
+
+    def upsample_grids(self, resolution: int) -> None:
+        self.density_encoding.upsample_grid(resolution)  # type: ignore[operator]
+        self.color_encoding.upsample_grid(resolution)  # type: ignore[operator]

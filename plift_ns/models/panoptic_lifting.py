@@ -1,0 +1,311 @@
+"""The Panoptic Lifting model (Siddiqui et al., CVPR 2023) as a nerfstudio Model.
+
+TensoRF colour/density (reusing nerfstudio's TensoRF model: samplers, upsampling schedule, regularisers) plus a
+semantic-probability field and a surrogate-instance field, trained with L_RGB + L_sem on R_S and L_ins + L_con on R_I.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple, Type
+
+import numpy as np
+import torch
+from jaxtyping import Bool, Float, Int
+from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
+from nerfstudio.cameras.rays import RayBundle, RaySamples
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
+from nerfstudio.model_components.losses import MSELoss
+from nerfstudio.model_components.ray_samplers import PDFSampler, UniformSampler
+from nerfstudio.model_components.renderers import AccumulationRenderer, DepthRenderer, RGBRenderer
+from nerfstudio.model_components.scene_colliders import AABBBoxCollider
+from nerfstudio.models.base_model import Model
+from nerfstudio.models.tensorf import TensoRFModel, TensoRFModelConfig
+from nerfstudio.utils import colormaps
+from torch import Tensor
+from torch.nn import Parameter
+
+from plift_ns import losses
+from plift_ns.colors import id_colors
+from plift_ns.data.classes import ClassSet
+from plift_ns.fields.panoptic_field import PanopticField
+
+
+@dataclass
+class PanopticLiftingModelConfig(TensoRFModelConfig):
+    """Panoptic Lifting model. Every robustness component of the paper's Table 2 is a switch."""
+
+    _target: Type = field(default_factory=lambda: PanopticLiftingModel)
+    init_resolution: int = 128
+    """TensoRF grid resolution at the start (paper: 128³)."""
+    final_resolution: int = 192
+    """TensoRF grid resolution at the end (paper: 192³)."""
+    upsampling_iters: Tuple[int, ...] = (2000, 3000, 4000, 5500, 7000)
+    num_uniform_samples: int = 200
+    """Samples per ray for the density-only pass that places the fine samples."""
+    num_samples: int = 50
+    """Fine samples per ray (full field evaluation)."""
+    regularization: str = "l1"
+    camera_optimizer: CameraOptimizerConfig = field(default_factory=lambda: CameraOptimizerConfig(mode="off"))
+    num_surrogate_ids: int = 50
+    """K: size of the surrogate instance-id set J (paper: 50)."""
+    semantic_layers: int = 5
+    semantic_width: int = 256
+    instance_layers: int = 3
+    instance_width: int = 256
+    bounded_semantics: bool = True
+    """Render per-sample class probabilities (softmax before volume rendering, Sec. 3.3); False renders logits."""
+    bounded_instances: bool = True
+    """Render per-sample surrogate-id probabilities; False renders logits (softmax after rendering)."""
+    stop_semantic_gradients: bool = True
+    """Detach the rendering weights of both heads: segmentation losses do not move the density."""
+    use_segment_consistency: bool = True
+    """Segment consistency loss L_con (Eq. 7)."""
+    use_tta_confidence: bool = True
+    """Use the label files' class distributions and confidences; False trains on one-hot labels with confidence 1."""
+    semantic_loss_mult: float = 1.0
+    instance_loss_mult: float = 1.0
+    consistency_loss_mult: float = 1.35
+    instance_loss_start_step: int = 1000
+    """Instance and consistency losses (and R_I rays) start here, after geometry has settled."""
+    head_weight_threshold: float = 1e-4
+    """Evaluate the semantic/instance heads only on samples whose rendering weight exceeds this (0: all samples)."""
+    near_plane: float = 0.01
+    """Rays start this far from the camera (normalised scene units)."""
+    background_color: str = "white"
+
+
+class PanopticLiftingModel(TensoRFModel):
+    """Panoptic radiance field: colour, density, class distributions and surrogate instance ids."""
+
+    config: PanopticLiftingModelConfig
+    field: PanopticField
+
+    def __init__(self, config: PanopticLiftingModelConfig, metadata: Dict, **kwargs) -> None:
+        self.class_set: ClassSet = metadata["class_set"]
+        self.step = 0
+        super().__init__(config=config, metadata=metadata, **kwargs)
+
+    # ---------------------------------------------------------------- modules
+    def populate_modules(self) -> None:
+        """Build the field, samplers and renderers (no LPIPS: it would download weights)."""
+        Model.populate_modules(self)
+        cfg = self.config
+        self.field = PanopticField(
+            self.scene_box.aabb,
+            num_classes=self.class_set.num_classes,
+            num_instances=cfg.num_surrogate_ids,
+            resolution=cfg.init_resolution,
+            num_den_components=cfg.num_den_components,
+            num_color_components=cfg.num_color_components,
+            appearance_dim=cfg.appearance_dim,
+            semantic_layers=cfg.semantic_layers,
+            semantic_width=cfg.semantic_width,
+            instance_layers=cfg.instance_layers,
+            instance_width=cfg.instance_width,
+        )
+        self.sampler_uniform = UniformSampler(num_samples=cfg.num_uniform_samples, single_jitter=True)
+        self.sampler_pdf = PDFSampler(num_samples=cfg.num_samples, single_jitter=True, include_original=False)
+        self.renderer_rgb = RGBRenderer(background_color=cfg.background_color)
+        self.renderer_accumulation = AccumulationRenderer()
+        self.renderer_depth = DepthRenderer(method="expected")
+        self.rgb_loss = MSELoss()
+        self.collider = AABBBoxCollider(scene_box=self.scene_box, near_plane=cfg.near_plane)
+        self.camera_optimizer = cfg.camera_optimizer.setup(num_cameras=self.num_train_data, device="cpu")
+
+        from torchmetrics.functional import structural_similarity_index_measure
+        from torchmetrics.image import PeakSignalNoiseRatio
+
+        self.psnr = PeakSignalNoiseRatio(data_range=1.0)
+        self.ssim = structural_similarity_index_measure
+
+        thing = torch.tensor(self.class_set.isthing, dtype=torch.bool)
+        self.register_buffer("thing_mask", thing, persistent=False)
+        self.register_buffer("class_colors", torch.from_numpy(self.class_set.color_table()), persistent=False)
+        classes, ids = np.meshgrid(np.arange(self.class_set.num_classes), np.arange(cfg.num_surrogate_ids), indexing="ij")
+        self.register_buffer(
+            "instance_palette", torch.from_numpy(id_colors(classes * 65536 + ids + 1)), persistent=False
+        )
+
+    def get_param_groups(self) -> Dict[str, List[Parameter]]:
+        groups = {
+            "fields": list(self.field.mlp_head.parameters())
+            + list(self.field.B.parameters())
+            + list(self.field.field_output_rgb.parameters()),
+            "heads": list(self.field.semantic_mlp.parameters()) + list(self.field.instance_mlp.parameters()),
+            "encodings": list(self.field.color_encoding.parameters()) + list(self.field.density_encoding.parameters()),
+        }
+        self.camera_optimizer.get_param_groups(param_groups=groups)
+        return groups
+
+    def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
+        callbacks = super().get_training_callbacks(training_callback_attributes)
+        pipeline = training_callback_attributes.pipeline
+        datamanager = getattr(pipeline, "datamanager", None)
+        if datamanager is not None and hasattr(datamanager, "instance_rays_from_step"):
+            datamanager.instance_rays_from_step = self.config.instance_loss_start_step
+
+        def set_step(step: int) -> None:
+            self.step = step
+
+        callbacks.append(
+            TrainingCallback(where_to_run=[TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], update_every_num_iters=1, func=set_step)
+        )
+        return callbacks
+
+    # ---------------------------------------------------------------- rendering
+    def _render_head(
+        self,
+        head: str,
+        ray_samples: RaySamples,
+        weights: Float[Tensor, "N S 1"],
+        bounded: bool,
+        ray_mask: Optional[Bool[Tensor, "N"]] = None,
+    ) -> Float[Tensor, "N D"]:
+        """Volume-render a head on the samples that matter: Σ_i w_i softmax(f(x_i)) (bounded) or Σ_i w_i f(x_i)."""
+        w = weights[..., 0]
+        keep = w > self.config.head_weight_threshold if self.config.head_weight_threshold > 0 else torch.ones_like(w, dtype=torch.bool)
+        if ray_mask is not None:
+            keep = keep & ray_mask[:, None]
+        ray_index = keep.nonzero()[:, 0]
+        positions = ray_samples.frustums.get_positions()[keep]
+        mlp = self.field.semantic_logits if head == "semantic" else self.field.instance_logits
+        values = mlp(positions)
+        if bounded:
+            values = torch.softmax(values, dim=-1)
+        rendered = torch.zeros((w.shape[0], values.shape[-1]), dtype=values.dtype, device=values.device)
+        return rendered.index_add(0, ray_index, w[keep][:, None] * values)
+
+    def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
+        if self.training:
+            self.camera_optimizer.apply_to_raybundle(ray_bundle)
+        with torch.no_grad():
+            coarse = self.sampler_uniform(ray_bundle)
+            coarse_weights = coarse.get_weights(self.field.get_density(coarse))
+        ray_samples = self.sampler_pdf(ray_bundle, coarse, coarse_weights)
+        density = self.field.get_density(ray_samples)
+        weights = ray_samples.get_weights(density)
+        rgb = self.renderer_rgb(rgb=self.field.get_outputs(ray_samples), weights=weights)
+        accumulation = self.renderer_accumulation(weights)
+        outputs: Dict[str, Tensor] = {
+            "rgb": rgb,
+            "accumulation": accumulation,
+            "depth": self.renderer_depth(weights, ray_samples),
+        }
+        seg_weights = weights.detach() if self.config.stop_semantic_gradients else weights
+        outputs["semantics"] = self._render_head("semantic", ray_samples, seg_weights, self.config.bounded_semantics)
+        instance_rays = None
+        if self.training:
+            if "instance_ray" not in (ray_bundle.metadata or {}):
+                outputs["instance"] = torch.zeros((len(rgb), self.config.num_surrogate_ids), device=rgb.device)
+                return outputs
+            instance_rays = ray_bundle.metadata["instance_ray"][:, 0]
+        outputs["instance"] = self._render_head(
+            "instance", ray_samples, seg_weights, self.config.bounded_instances, ray_mask=instance_rays
+        )
+        if not self.training:
+            outputs.update(self.colormaps(outputs["semantics"], outputs["instance"]))
+        return outputs
+
+    # ---------------------------------------------------------------- inference rule
+    def panoptic_labels(
+        self, semantics: Float[Tensor, "*bs C"], instance: Float[Tensor, "*bs K"]
+    ) -> Tuple[Int[Tensor, "*bs"], Int[Tensor, "*bs"]]:
+        """Class = argmax κ_r; thing → surrogate id argmax π_r + 1 (so 0 stays 'no instance'); stuff → 0."""
+        sem = semantics.argmax(dim=-1)
+        inst = instance.argmax(dim=-1) + 1
+        inst = torch.where(self.thing_mask[sem], inst, torch.zeros_like(inst))
+        return sem, inst
+
+    def colormaps(self, semantics: Tensor, instance: Tensor) -> Dict[str, Tensor]:
+        """Float 3-channel maps: class colours, and per-3D-instance colours (stuff shown darkened)."""
+        sem, inst = self.panoptic_labels(semantics, instance)
+        sem_rgb = self.class_colors[sem]
+        thing = self.thing_mask[sem]
+        inst_rgb = torch.where(
+            thing[..., None], self.instance_palette[sem, (inst - 1).clamp(min=0)], 0.35 * sem_rgb
+        )
+        return {"semantics_colormap": sem_rgb, "instance_colormap": inst_rgb}
+
+    @torch.no_grad()
+    def get_outputs_for_camera_ray_bundle(self, camera_ray_bundle: RayBundle) -> Dict[str, Tensor]:
+        outputs = super().get_outputs_for_camera_ray_bundle(camera_ray_bundle)
+        outputs["panoptic"] = panoptic_overlay(outputs["rgb"], outputs["semantics_colormap"], outputs["instance_colormap"])
+        return outputs
+
+    # ---------------------------------------------------------------- losses
+    def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
+        loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)
+        cfg = self.config
+        n = batch.get("num_rays_semantic", len(outputs["rgb"]))
+        sem_labels = batch["semantics"]
+        valid = sem_labels >= 0
+        if cfg.use_tta_confidence and "probability" in batch:
+            target, confidence = batch["probability"], batch["confidence"]
+        else:
+            target = torch.nn.functional.one_hot(sem_labels.clamp(min=0), self.class_set.num_classes).float()
+            confidence = valid.float()
+        from_logits = not cfg.bounded_semantics
+        loss_dict["semantic_loss"] = cfg.semantic_loss_mult * losses.semantic_loss(
+            outputs["semantics"][:n], target[:n], confidence[:n], valid[:n], from_logits=from_logits
+        )
+        if self.training and self.step >= cfg.instance_loss_start_step and len(outputs["rgb"]) > n:
+            loss_dict["instance_loss"] = cfg.instance_loss_mult * losses.instance_loss(
+                outputs["instance"][n:], batch["instance"][n:], confidence[n:], from_logits=not cfg.bounded_instances
+            )
+            if cfg.use_segment_consistency:
+                segments = losses.panoptic_segment_ids(sem_labels[n:], batch["instance"][n:], self.thing_mask, -1)
+                loss_dict["consistency_loss"] = cfg.consistency_loss_mult * losses.segment_consistency_loss(
+                    outputs["semantics"][n:], segments, confidence[n:], from_logits=from_logits
+                )
+        return loss_dict
+
+    def get_metrics_dict(self, outputs, batch) -> Dict[str, Tensor]:
+        metrics = {"psnr": self.psnr(outputs["rgb"], batch["image"].to(outputs["rgb"].device))}
+        sem = batch["semantics"]
+        valid = sem >= 0
+        if valid.any():
+            pred = outputs["semantics"].argmax(dim=-1)
+            metrics["label_agreement"] = (pred[valid] == sem[valid]).float().mean()
+        self.camera_optimizer.get_metrics_dict(metrics)
+        return metrics
+
+    def get_image_metrics_and_images(
+        self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]
+    ) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
+        image = batch["image"].to(outputs["rgb"].device)[..., :3]
+        rgb = outputs["rgb"]
+        ours = torch.moveaxis(rgb, -1, 0)[None]
+        gt = torch.moveaxis(image, -1, 0)[None]
+        metrics: Dict[str, float] = {
+            "psnr": float(self.psnr(ours, gt).item()),
+            "ssim": float(self.ssim(ours, gt).item()),  # type: ignore[union-attr]
+        }
+        depth = colormaps.apply_depth_colormap(outputs["depth"], accumulation=outputs["accumulation"])
+        images = {
+            "img": torch.cat([image, rgb], dim=1),
+            "depth": depth,
+            "semantics": outputs["semantics_colormap"],
+            "instances": outputs["instance_colormap"],
+        }
+        if "gt_semantics" in batch:
+            from plift_ns.eval.image_metrics import frame_metrics
+
+            sem, inst = self.panoptic_labels(outputs["semantics"], outputs["instance"])
+            metrics.update(frame_metrics(sem, inst, batch["gt_semantics"], batch["gt_instance"], self.class_set))
+            gt_sem = batch["gt_semantics"].to(sem.device)
+            images["semantics"] = torch.cat([self.class_colors[gt_sem], outputs["semantics_colormap"]], dim=1)
+        return metrics, images
+
+
+def panoptic_overlay(
+    rgb: Float[Tensor, "H W 3"], semantic_colors: Float[Tensor, "H W 3"], instance_colors: Float[Tensor, "H W 3"],
+    opacity: float = 0.5,
+) -> Float[Tensor, "H W 3"]:
+    """RGB blended with the class colours, with segment boundaries (class or instance changes) drawn white."""
+    blended = (1 - opacity) * rgb + opacity * semantic_colors
+    key = semantic_colors + 2.0 * instance_colors
+    edge = torch.zeros(rgb.shape[:2], dtype=torch.bool, device=rgb.device)
+    edge[:-1] |= (key[1:] != key[:-1]).any(dim=-1)
+    edge[:, :-1] |= (key[:, 1:] != key[:, :-1]).any(dim=-1)
+    return torch.where(edge[..., None], torch.ones_like(blended), blended).clamp(0, 1)
