@@ -35,3 +35,10 @@ def panoptic_key(semantics: np.ndarray, instance: np.ndarray) -> np.ndarray:
 def instance_colors(semantics: np.ndarray, instance: np.ndarray) -> np.ndarray:
     """Colour of each (class, instance id) pair: stable across frames, so one 3D instance keeps its colour."""
     return id_colors(panoptic_key(semantics, instance))
+
+
+def dim_colors(colors: np.ndarray) -> np.ndarray:
+    """Darkened, desaturated versions of float colours in [0, 1] (stuff in instance views)."""
+    colors = np.asarray(colors, dtype=np.float32)
+    gray = colors.mean(axis=-1, keepdims=True)
+    return 0.45 * (0.4 * colors + 0.6 * gray)

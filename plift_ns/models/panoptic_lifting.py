@@ -26,7 +26,7 @@ from torch import Tensor
 from torch.nn import Parameter
 
 from plift_ns import losses
-from plift_ns.colors import id_colors
+from plift_ns.colors import dim_colors, instance_colors
 from plift_ns.data.classes import ClassSet
 from plift_ns.fields.panoptic_field import PanopticField
 
@@ -123,9 +123,9 @@ class PanopticLiftingModel(TensoRFModel):
         self.register_buffer("thing_mask", thing, persistent=False)
         self.register_buffer("class_colors", torch.from_numpy(self.class_set.color_table()), persistent=False)
         classes, ids = np.meshgrid(np.arange(self.class_set.num_classes), np.arange(cfg.num_surrogate_ids), indexing="ij")
-        self.register_buffer(
-            "instance_palette", torch.from_numpy(id_colors(classes * 65536 + ids + 1)), persistent=False
-        )
+        palette = instance_colors(classes, ids + 1)  # surrogate id j is rendered as instance j + 1
+        self.register_buffer("instance_palette", torch.from_numpy(palette), persistent=False)
+        self.register_buffer("stuff_colors", torch.from_numpy(dim_colors(self.class_set.color_table())), persistent=False)
 
     def get_param_groups(self) -> Dict[str, List[Parameter]]:
         groups = {
@@ -160,7 +160,7 @@ class PanopticLiftingModel(TensoRFModel):
         ray_samples: RaySamples,
         weights: Float[Tensor, "N S 1"],
         bounded: bool,
-        ray_mask: Optional[Bool[Tensor, "N"]] = None,
+        ray_mask: Optional[Bool[Tensor, " N"]] = None,
     ) -> Float[Tensor, "N D"]:
         """Volume-render a head on the samples that matter: Σ_i w_i softmax(f(x_i)) (bounded) or Σ_i w_i f(x_i)."""
         w = weights[..., 0]
@@ -210,7 +210,7 @@ class PanopticLiftingModel(TensoRFModel):
     # ---------------------------------------------------------------- inference rule
     def panoptic_labels(
         self, semantics: Float[Tensor, "*bs C"], instance: Float[Tensor, "*bs K"]
-    ) -> Tuple[Int[Tensor, "*bs"], Int[Tensor, "*bs"]]:
+    ) -> Tuple[Int[Tensor, " *bs"], Int[Tensor, " *bs"]]:
         """Class = argmax κ_r; thing → surrogate id argmax π_r + 1 (so 0 stays 'no instance'); stuff → 0."""
         sem = semantics.argmax(dim=-1)
         inst = instance.argmax(dim=-1) + 1
@@ -222,9 +222,7 @@ class PanopticLiftingModel(TensoRFModel):
         sem, inst = self.panoptic_labels(semantics, instance)
         sem_rgb = self.class_colors[sem]
         thing = self.thing_mask[sem]
-        inst_rgb = torch.where(
-            thing[..., None], self.instance_palette[sem, (inst - 1).clamp(min=0)], 0.35 * sem_rgb
-        )
+        inst_rgb = torch.where(thing[..., None], self.instance_palette[sem, (inst - 1).clamp(min=0)], self.stuff_colors[sem])
         return {"semantics_colormap": sem_rgb, "instance_colormap": inst_rgb}
 
     @torch.no_grad()

@@ -1,0 +1,150 @@
+"""``plift-eval``: render the test views of a trained model and score them (PQ^scene, SQ^scene, RQ^scene, PQ, mIoU,
+PSNR) beside the same metrics of the input 2D labels; writes metrics.json and side-by-side PNGs."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import numpy as np
+import torch
+import tyro
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+from plift_ns.data.classes import ClassSet
+from plift_ns.errors import PliftDataError
+from plift_ns.eval.image_metrics import to_void_id
+from plift_ns.eval.metrics import PanopticEvaluator
+from plift_ns.eval.visualize import colorize_instances, colorize_semantics, side_by_side, write_png
+
+CONSOLE = Console(width=120)
+HEADLINE = ("PQ_scene", "SQ_scene", "RQ_scene", "PQ", "mIoU", "PSNR")
+
+
+@dataclass
+class EvalModel:
+    """Score a trained plift-ns model on its scene's test views."""
+
+    load_config: Path
+    """config.yml of the training run (outputs/<scene>/<method>/<time>/config.yml)."""
+    output_path: Optional[Path] = None
+    """metrics.json to write (default: <run dir>/plift_eval/metrics.json)."""
+    image_dir: Optional[Path] = None
+    """Folder for the side-by-side PNGs (default: beside metrics.json, in views/)."""
+    save_images: bool = True
+    max_views: Optional[int] = None
+    """Score only the first n test views (quick checks)."""
+
+    def main(self) -> Dict[str, Any]:
+        from nerfstudio.utils.eval_utils import eval_setup
+
+        if not self.load_config.exists():
+            raise PliftDataError("training config not found", self.load_config)
+        import plift_ns.config  # noqa: F401  (registers weights-only-safe checkpoint types)
+
+        config, pipeline, checkpoint, step = eval_setup(self.load_config, test_mode="inference")
+        output = self.output_path or Path(config.get_base_dir()) / "plift_eval" / "metrics.json"
+        image_dir = self.image_dir or output.parent / "views"
+        results = evaluate_pipeline(pipeline, image_dir if self.save_images else None, self.max_views)
+        results.update(checkpoint=str(checkpoint), step=int(step), config=str(self.load_config))
+        write_json_atomic(output, results)
+        print_table(results)
+        CONSOLE.print(f"[bold green]Wrote {output}" + (f" and views in {image_dir}" if self.save_images else ""))
+        return results
+
+
+def evaluate_pipeline(pipeline: Any, image_dir: Optional[Path], max_views: Optional[int] = None) -> Dict[str, Any]:
+    """Render every evaluation view; metrics of the lifted model and of the input 2D labels against GT."""
+    model = pipeline.model
+    dataset = pipeline.datamanager.eval_dataset
+    class_set: ClassSet = dataset.class_set
+    if not dataset.has_ground_truth:
+        raise PliftDataError(
+            "the scene has no ground truth (gt_semantics_path / gt_instance_path): nothing to score against",
+            Path(pipeline.datamanager.config.dataparser.data),
+        )
+    dataset.load_probabilities = False
+    lifted = PanopticEvaluator(class_set, void_id=class_set.void_id)
+    labels_2d = PanopticEvaluator(class_set, void_id=class_set.void_id)
+    n = len(dataset) if max_views is None else min(max_views, len(dataset))
+    for idx in track(range(n), description="Rendering and scoring test views"):
+        data = dataset.get_data(idx)
+        camera = dataset.cameras[idx : idx + 1].to(model.device)
+        with torch.no_grad():
+            outputs = model.get_outputs_for_camera(camera)
+        sem, inst = (t.cpu().numpy() for t in model.panoptic_labels(outputs["semantics"], outputs["instance"]))
+        gt_sem = to_void_id(data["gt_semantics"].numpy(), class_set)
+        gt_inst = data["gt_instance"].numpy()
+        in_sem = to_void_id(data["semantics"].numpy(), class_set)
+        in_inst = data["instance"].numpy()
+        name = dataset.frame_names[idx]
+        rgb = outputs["rgb"].clamp(0, 1).cpu().numpy()
+        gt_rgb = data["image"][..., :3].numpy()
+        lifted.add_frame(sem, inst, gt_sem, gt_inst, rgb, gt_rgb, name=name)
+        labels_2d.add_frame(in_sem, in_inst, gt_sem, gt_inst, name=name)
+        if image_dir is not None:
+            panels = [
+                ("GT", colorize_semantics(gt_sem, class_set)),
+                ("2D labels", colorize_semantics(in_sem, class_set)),
+                ("lifted", colorize_semantics(sem, class_set)),
+                ("image", gt_rgb),
+                ("GT instances", colorize_instances(gt_sem, gt_inst, class_set)),
+                ("2D instances", colorize_instances(in_sem, in_inst, class_set)),
+                ("lifted instances", colorize_instances(sem, inst, class_set)),
+                ("render", rgb),
+            ]
+            grid = np.concatenate([side_by_side(panels[:4]), side_by_side(panels[4:])], axis=0)
+            write_png(image_dir / f"{Path(name).stem}.png", grid)
+    return {"lifted": lifted.compute(), "labels_2d": labels_2d.compute(), "class_set": class_set.name}
+
+
+def write_json_atomic(path: Path, data: Dict[str, Any]) -> None:
+    """Write JSON through a temporary file so no half-written file is left behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, default=_json_default)
+    os.replace(tmp, path)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def print_table(results: Dict[str, Any]) -> None:
+    """Headline metrics (percent; PSNR in dB) of the lifted model beside the 2D labels."""
+    table = Table(title="Panoptic Lifting: test views")
+    table.add_column("method")
+    for key in HEADLINE:
+        table.add_column(key, justify="right")
+    for row, name in (("labels_2d", "2D labels (input)"), ("lifted", "plift-ns (lifted)")):
+        values = results[row]
+        cells = []
+        for key in HEADLINE:
+            v = values.get(key)
+            cells.append("–" if v is None or (isinstance(v, float) and np.isnan(v)) else (f"{v:.2f}" if key == "PSNR" else f"{100 * v:.1f}"))
+        table.add_row(name, *cells)
+    CONSOLE.print(table)
+
+
+def entrypoint() -> None:
+    """Console script ``plift-eval``."""
+    try:
+        tyro.cli(EvalModel).main()
+    except PliftDataError as err:
+        CONSOLE.print(f"[bold red]plift-eval: {err}")
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    entrypoint()

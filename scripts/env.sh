@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Creates (or reuses) the project's virtual environment and installs plift-ns into it.
+# Sourced by scripts/demo.sh and scripts/test.sh. PLIFT_VENV overrides the location (default: .venv).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${PLIFT_VENV:-$ROOT/.venv}"
+EXTRAS="${PLIFT_EXTRAS:-dev}"
+
+if ! command -v uv >/dev/null 2>&1; then
+  echo "[plift] installing uv (fast Python package installer)"
+  python3 -m pip install -q uv || python3 -m pip install -q --user uv
+  export PATH="$HOME/.local/bin:$PATH"
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[plift] creating virtual environment $VENV"
+  uv venv -q -p python3 "$VENV"
+fi
+STAMP="$VENV/.plift-install-stamp"
+WANT="$(cat "$ROOT/pyproject.toml" | sha1sum | cut -d' ' -f1)-$EXTRAS"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
+  echo "[plift] installing plift-ns[$EXTRAS] and its pinned dependencies (first run downloads several GB)"
+  uv pip install -q -p "$VENV/bin/python" -e "$ROOT[$EXTRAS]"
+  echo "$WANT" > "$STAMP"
+fi
+# ns-render needs an ffmpeg binary on PATH: use the one imageio-ffmpeg ships.
+if [ ! -x "$VENV/bin/ffmpeg" ]; then
+  ln -sf "$("$VENV/bin/python" -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')" "$VENV/bin/ffmpeg"
+fi
+export PATH="$VENV/bin:$PATH"
+export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
