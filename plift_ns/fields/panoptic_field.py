@@ -12,7 +12,8 @@ from torch import Tensor, nn
 
 class PanopticField(TensoRFField):
     """TensoRF VM density/appearance (Sec. 3.2, supp. C.1) + two position-only heads without positional encoding:
-    a semantic MLP (xyz → C class logits) and an instance MLP (xyz → K surrogate-id logits)."""
+    a semantic MLP (xyz → C class logits) and an instance MLP (xyz → K surrogate-id logits). ``head_frequencies`` > 0
+    adds a frequency encoding of xyz to the heads' input (not in the paper; it lets short CPU runs fit finer maps)."""
 
     def __init__(
         self,
@@ -27,6 +28,7 @@ class PanopticField(TensoRFField):
         semantic_width: int = 256,
         instance_layers: int = 3,
         instance_width: int = 256,
+        head_frequencies: int = 0,
     ) -> None:
         super().__init__(
             aabb,
@@ -39,22 +41,31 @@ class PanopticField(TensoRFField):
             head_mlp_layer_width=128,
             use_sh=False,
         )
+        self.head_encoding = (
+            NeRFEncoding(3, head_frequencies, 0, head_frequencies - 1, include_input=True) if head_frequencies > 0 else None
+        )
+        head_in = 3 if self.head_encoding is None else self.head_encoding.get_out_dim()
         self.semantic_mlp = MLP(
-            in_dim=3, num_layers=semantic_layers, layer_width=semantic_width, out_dim=num_classes, activation=nn.ReLU()
+            in_dim=head_in, num_layers=semantic_layers, layer_width=semantic_width, out_dim=num_classes, activation=nn.ReLU()
         )
         self.instance_mlp = MLP(
-            in_dim=3, num_layers=instance_layers, layer_width=instance_width, out_dim=num_instances, activation=nn.ReLU()
+            in_dim=head_in, num_layers=instance_layers, layer_width=instance_width, out_dim=num_instances, activation=nn.ReLU()
         )
 
     def normalized_positions(self, positions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs 3"]:
-        """World positions → [-1, 1] inside the scene box (the heads' input)."""
+        """World positions → [-1, 1] inside the scene box."""
         return SceneBox.get_normalized_positions(positions, self.aabb) * 2 - 1
 
+    def head_input(self, positions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs D"]:
+        """The heads' input: normalised xyz (paper), optionally with a low-frequency encoding (faster to fit)."""
+        x = self.normalized_positions(positions)
+        return x if self.head_encoding is None else self.head_encoding(x)
+
     def semantic_logits(self, positions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs C"]:
-        return self.semantic_mlp(self.normalized_positions(positions))
+        return self.semantic_mlp(self.head_input(positions))
 
     def instance_logits(self, positions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs K"]:
-        return self.instance_mlp(self.normalized_positions(positions))
+        return self.instance_mlp(self.head_input(positions))
 
     def upsample_grids(self, resolution: int) -> None:
         self.density_encoding.upsample_grid(resolution)  # type: ignore[operator]

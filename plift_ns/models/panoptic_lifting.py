@@ -53,6 +53,8 @@ class PanopticLiftingModelConfig(TensoRFModelConfig):
     semantic_width: int = 256
     instance_layers: int = 3
     instance_width: int = 256
+    head_frequencies: int = 0
+    """Frequency bands of xyz fed to both heads (0 = raw xyz as in the paper)."""
     bounded_semantics: bool = True
     """Render per-sample class probabilities (softmax before volume rendering, Sec. 3.3); False renders logits."""
     bounded_instances: bool = True
@@ -103,6 +105,7 @@ class PanopticLiftingModel(TensoRFModel):
             semantic_width=cfg.semantic_width,
             instance_layers=cfg.instance_layers,
             instance_width=cfg.instance_width,
+            head_frequencies=cfg.head_frequencies,
         )
         self.sampler_uniform = UniformSampler(num_samples=cfg.num_uniform_samples, single_jitter=True)
         self.sampler_pdf = PDFSampler(num_samples=cfg.num_samples, single_jitter=True, include_original=False)
