@@ -388,4 +388,5 @@ def test_preview_composite(synth_tiny_scene: Path, tmp_path: Path) -> None:
     out = save_preview(synth_tiny_scene, tmp_path / "preview.png", frames=[0, 5], scale=1)
     img = np.asarray(Image.open(out))
     cfg = preset("tiny")
-    assert img.shape == (2 * cfg.height, 5 * cfg.width + 4 * 2, 3)
+    title, gap = 14, 4  # side_by_side defaults: one title row above the first row of panels
+    assert img.shape == (2 * cfg.height + title, 5 * cfg.width + 4 * gap, 3)
