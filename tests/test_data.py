@@ -1,0 +1,200 @@
+"""Data contract: dataparser, dataset, R_S/R_I datamanager, and one clear error per kind of bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from plift_ns.data.datamanager import PanopticDataManagerConfig
+from plift_ns.data.dataparser import PanopticDataParserConfig
+from plift_ns.errors import PliftDataError
+
+
+def parse(scene: Path, split: str = "train"):
+    return PanopticDataParserConfig(data=scene).setup().get_dataparser_outputs(split=split)
+
+
+def datamanager(scene: Path, rays_semantic: int = 64, rays_instance: int = 32):
+    config = PanopticDataManagerConfig(
+        data=scene, rays_semantic=rays_semantic, rays_instance=rays_instance, eval_num_rays_per_batch=16
+    )
+    return config.setup(device="cpu", test_mode="val")
+
+
+def edit_transforms(scene: Path, edit) -> None:
+    path = scene / "transforms.json"
+    meta = json.loads(path.read_text())
+    edit(meta)
+    path.write_text(json.dumps(meta))
+
+
+def test_dataparser_reads_split_classes_and_normalises(tiny_scene: Path) -> None:
+    train, test = parse(tiny_scene, "train"), parse(tiny_scene, "test")
+    meta = json.loads((tiny_scene / "transforms.json").read_text())
+    assert len(train.image_filenames) == len(meta["train_filenames"]) == 12
+    assert len(test.image_filenames) == len(meta["test_filenames"]) == 4
+    assert not set(map(str, train.image_filenames)) & set(map(str, test.image_filenames))
+    assert train.metadata["class_set"].num_classes == 21
+    # the scene box maps into [-1, 1]^3 and every camera lies inside it
+    aabb = train.scene_box.aabb
+    assert aabb.abs().max() <= 1.0 + 1e-6 and aabb.abs().max() >= 1.0 - 1e-6
+    positions = train.cameras.camera_to_worlds[:, :, 3]
+    assert torch.all(positions >= aabb[0]) and torch.all(positions <= aabb[1])
+    # the transform maps back to the original metres
+    original = np.array(meta["frames"][0]["transform_matrix"])[:3, 3]
+    first = meta["frames"][0]["file_path"]
+    names = [str(p) for p in train.image_filenames + test.image_filenames]
+    cams = torch.cat([train.cameras.camera_to_worlds, test.cameras.camera_to_worlds])
+    mapped = cams[[n.endswith(first) for n in names].index(True), :, 3].numpy()
+    back = mapped / train.dataparser_scale - train.dataparser_transform[:, 3].numpy()
+    np.testing.assert_allclose(back, original, atol=1e-4)
+
+
+def test_datamanager_batch_has_rs_and_ri_from_one_image(tiny_scene: Path) -> None:
+    dm = datamanager(tiny_scene, rays_semantic=256, rays_instance=128)
+    ray_bundle, batch = dm.next_train(0)
+    assert batch["num_rays_semantic"] == 256
+    assert batch["image"].shape == (384, 3) and batch["semantics"].shape == (384,)
+    assert batch["instance"].shape == (384,) and batch["confidence"].shape == (384,)
+    assert batch["probability"].shape == (384, 21)
+    assert torch.allclose(batch["probability"].sum(-1), torch.ones(384), atol=1e-2)
+    assert ray_bundle.origins.shape == (384, 3)
+    images = batch["indices"][:, 0]
+    assert images[256:].unique().numel() == 1, "R_I rays must all come from one image"
+    assert images[:256].unique().numel() > 1, "R_S rays are drawn over all images"
+    assert ray_bundle.metadata["instance_ray"][:, 0].tolist() == [False] * 256 + [True] * 128
+    # R_I pixels are distinct pixels of that image; labels match the label files
+    assert batch["indices"][256:].unique(dim=0).shape[0] == 128
+    assert "gt_semantics" not in batch and "gt_instance" not in batch, "ground truth must never reach training"
+
+
+def test_instance_rays_start_after_warmup(tiny_scene: Path) -> None:
+    dm = datamanager(tiny_scene)
+    dm.instance_rays_from_step = 10
+    assert dm.next_train(0)[1]["image"].shape[0] == 64
+    assert dm.next_train(10)[1]["image"].shape[0] == 96
+
+
+def test_batch_labels_match_files(tiny_scene: Path) -> None:
+    dm = datamanager(tiny_scene)
+    _, batch = dm.next_train(0)
+    c, y, x = batch["indices"][0].tolist()
+    name = dm.train_dataset.image_filenames[c].name
+    sem = np.asarray(Image.open(tiny_scene / "semantics" / name))[y, x]
+    expected = -1 if sem == 255 else int(sem)
+    assert int(batch["semantics"][0]) == expected
+    inst = np.asarray(Image.open(tiny_scene / "instance" / name))[y, x]
+    assert int(batch["instance"][0]) == int(inst)
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+
+
+def first_label(scene: Path, folder: str) -> Path:
+    return sorted((scene / folder).glob("*.png"))[0]
+
+
+def test_missing_label_file(scene_copy: Path) -> None:
+    victim = first_label(scene_copy, "semantics")
+    victim.unlink()
+    with pytest.raises(PliftDataError, match=victim.name) as err:
+        parse(scene_copy)
+    assert "not found" in str(err.value)
+
+
+def test_label_without_key(scene_copy: Path) -> None:
+    edit_transforms(scene_copy, lambda m: m["frames"][0].pop("instance_path"))
+    with pytest.raises(PliftDataError, match="instance_path"):
+        parse(scene_copy)
+
+
+def test_label_size_differs_from_image(scene_copy: Path) -> None:
+    victim = first_label(scene_copy, "instance")
+    Image.fromarray(np.zeros((10, 10), dtype=np.uint16)).save(victim)
+    with pytest.raises(PliftDataError, match=victim.name) as err:
+        parse(scene_copy)
+    assert "size" in str(err.value)
+
+
+def test_class_id_outside_class_set(scene_copy: Path) -> None:
+    meta = json.loads((scene_copy / "transforms.json").read_text())
+    victim = scene_copy / meta["frames"][0]["semantics_path"]
+    labels = np.asarray(Image.open(victim)).copy()
+    labels[0, 0] = 42
+    Image.fromarray(labels).save(victim)
+    with pytest.raises(PliftDataError, match=victim.name) as err:
+        datamanager(scene_copy)
+    assert "class id 42" in str(err.value)
+
+
+def test_probability_channels_differ_from_classes(scene_copy: Path) -> None:
+    meta = json.loads((scene_copy / "transforms.json").read_text())
+    victim = scene_copy / meta["frames"][0]["probabilities_path"]
+    h, w = meta["h"], meta["w"]
+    prob = np.full((h, w, 5), 0.2, dtype=np.float16)
+    np.savez_compressed(victim, probability=prob, confidence=np.ones((h, w), dtype=np.float16))
+    with pytest.raises(PliftDataError, match=victim.name) as err:
+        datamanager(scene_copy)
+    assert "5 class channels" in str(err.value) and "21 classes" in str(err.value)
+
+
+def test_inline_class_set_with_too_few_classes(scene_copy: Path) -> None:
+    small = {"name": "three", "void_id": 255, "classes": [{"name": n, "isthing": False} for n in ("a", "b", "c")]}
+    edit_transforms(scene_copy, lambda m: m.update(panoptic_classes=small))
+    with pytest.raises(PliftDataError, match=r"outside the class set 'three'"):
+        datamanager(scene_copy)
+
+
+def test_unknown_class_set_name(scene_copy: Path) -> None:
+    edit_transforms(scene_copy, lambda m: m.update(panoptic_classes="scannet99"))
+    with pytest.raises(PliftDataError, match="scannet99"):
+        parse(scene_copy)
+
+
+def test_nan_pose(scene_copy: Path) -> None:
+    def corrupt(meta):
+        meta["frames"][0]["transform_matrix"][0][3] = float("nan")
+
+    edit_transforms(scene_copy, corrupt)
+    with pytest.raises(PliftDataError, match="NaN") as err:
+        parse(scene_copy)
+    assert "transforms.json" in str(err.value)
+
+
+def test_non_rigid_pose(scene_copy: Path) -> None:
+    def scale(meta):
+        m = np.array(meta["frames"][1]["transform_matrix"])
+        m[:3, :3] *= 2.0
+        meta["frames"][1]["transform_matrix"] = m.tolist()
+
+    edit_transforms(scene_copy, scale)
+    with pytest.raises(PliftDataError, match="not rigid"):
+        parse(scene_copy)
+
+
+def test_empty_frames(scene_copy: Path) -> None:
+    edit_transforms(scene_copy, lambda m: m.update(frames=[]))
+    with pytest.raises(PliftDataError, match="no frames"):
+        parse(scene_copy)
+
+
+def test_missing_transforms(tmp_path: Path) -> None:
+    with pytest.raises(PliftDataError, match="transforms.json not found"):
+        parse(tmp_path)
+
+
+def test_scene_without_probabilities_uses_one_hot(scene_copy: Path) -> None:
+    def drop(meta):
+        for f in meta["frames"]:
+            f.pop("probabilities_path")
+
+    edit_transforms(scene_copy, drop)
+    dm = datamanager(scene_copy)
+    _, batch = dm.next_train(0)
+    assert "probability" not in batch
+    assert torch.equal(batch["confidence"], (batch["semantics"] >= 0).float())
