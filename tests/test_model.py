@@ -1,0 +1,152 @@
+"""Model unit tests: bounded rendering, gradient stopping, inference rule, viewer-safe outputs."""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import pytest
+import torch
+
+from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.cameras.rays import RayBundle
+from nerfstudio.data.scene_box import SceneBox
+from nerfstudio.utils import colormaps
+from plift_ns import losses
+from plift_ns.data.classes import load_class_set
+from plift_ns.models.panoptic_lifting import PanopticLiftingModel, PanopticLiftingModelConfig
+
+CLASSES = load_class_set("scannet21")
+
+
+def tiny_model(**overrides) -> PanopticLiftingModel:
+    torch.manual_seed(0)
+    config = PanopticLiftingModelConfig(
+        init_resolution=16, final_resolution=24, upsampling_iters=(5,), num_uniform_samples=32, num_samples=16,
+        num_den_components=4, num_color_components=8, semantic_layers=2, semantic_width=32, instance_layers=2,
+        instance_width=32, num_surrogate_ids=6, **overrides,
+    )
+    box = SceneBox(aabb=torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]))
+    model = config.setup(scene_box=box, num_train_data=4, metadata={"class_set": CLASSES})
+    with torch.no_grad():  # a denser start so that rays accumulate noticeable weight
+        model.field.density_encoding.plane_coef.mul_(8.0).abs_()
+        model.field.density_encoding.line_coef.mul_(8.0).abs_()
+    return model
+
+
+def rays(n: int = 64, instance_from: int = 32) -> RayBundle:
+    g = torch.Generator().manual_seed(1)
+    origins = (torch.rand(n, 3, generator=g) - 0.5) * 0.5
+    directions = torch.nn.functional.normalize(torch.randn(n, 3, generator=g), dim=-1)
+    bundle = RayBundle(
+        origins=origins, directions=directions, pixel_area=torch.full((n, 1), 1e-4),
+        camera_indices=torch.zeros((n, 1), dtype=torch.long),
+    )
+    flags = torch.zeros((n, 1), dtype=torch.bool)
+    flags[instance_from:] = True
+    bundle.metadata["instance_ray"] = flags
+    return bundle
+
+
+def forward(model: PanopticLiftingModel, bundle: RayBundle) -> Dict[str, torch.Tensor]:
+    return model(bundle)
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1e-4])
+def test_bounded_field_renders_a_distribution_summing_to_accumulation(threshold: float) -> None:
+    model = tiny_model(head_weight_threshold=threshold)
+    model.eval()
+    out = forward(model, rays())
+    acc = out["accumulation"][:, 0]
+    assert acc.max() > 0.3, "test rays should hit some density"
+    tol = 1e-5 if threshold == 0 else 32 * threshold  # dropped samples each carry < threshold weight
+    assert torch.allclose(out["semantics"].sum(-1), acc, atol=tol)
+    assert torch.allclose(out["instance"].sum(-1), acc, atol=tol)
+    assert (out["semantics"] >= 0).all()
+
+
+def test_unbounded_field_renders_logits() -> None:
+    model = tiny_model(bounded_semantics=False, head_weight_threshold=0.0)
+    model.eval()
+    out = forward(model, rays())
+    assert not torch.allclose(out["semantics"].sum(-1), out["accumulation"][:, 0], atol=1e-3)
+
+
+def _density_grad_from_segmentation(stop: bool) -> float:
+    model = tiny_model(stop_semantic_gradients=stop, head_weight_threshold=0.0)
+    model.train()
+    out = forward(model, rays())
+    target = torch.zeros_like(out["semantics"])
+    target[:, 3] = 1.0
+    ones = torch.ones(len(target))
+    loss = losses.semantic_loss(out["semantics"], target, ones) + losses.instance_loss(
+        out["instance"][32:], torch.arange(32) % 3 + 1, ones[32:]
+    )
+    loss.backward()
+    grads = [p.grad for p in model.field.density_encoding.parameters() if p.grad is not None]
+    heads = [p.grad for p in model.field.semantic_mlp.parameters()]
+    assert all(g is not None and g.abs().sum() > 0 for g in heads), "the heads must still learn"
+    return float(sum(g.abs().sum() for g in grads)) if grads else 0.0
+
+
+def test_gradient_stop_leaves_density_untouched_by_segmentation_losses() -> None:
+    assert _density_grad_from_segmentation(stop=True) == 0.0
+    assert _density_grad_from_segmentation(stop=False) > 0.0
+
+
+def test_training_renders_instances_only_for_ri_rays() -> None:
+    model = tiny_model(head_weight_threshold=0.0)
+    model.train()
+    out = forward(model, rays(instance_from=40))
+    assert torch.all(out["instance"][:40] == 0)
+    assert torch.allclose(out["instance"][40:].sum(-1), out["accumulation"][40:, 0].detach(), atol=1e-5)
+
+
+def test_inference_rule() -> None:
+    model = tiny_model()
+    chair, wall = CLASSES.index("chair"), CLASSES.index("wall")
+    semantics = torch.zeros((3, CLASSES.num_classes))
+    semantics[0, chair] = semantics[1, wall] = semantics[2, chair] = 1.0
+    instance = torch.zeros((3, 6))
+    instance[0, 2] = instance[1, 4] = instance[2, 5] = 1.0
+    sem, inst = model.panoptic_labels(semantics, instance)
+    assert sem.tolist() == [chair, wall, chair]
+    assert inst.tolist() == [3, 0, 6], "thing → surrogate id + 1; stuff → 0"
+
+
+def test_camera_outputs_are_viewer_safe_float_rgb() -> None:
+    model = tiny_model()
+    model.eval()
+    camera = Cameras(
+        camera_to_worlds=torch.eye(4)[None, :3], fx=20.0, fy=20.0, cx=8.0, cy=6.0, width=16, height=12,
+    )
+    outputs = model.get_outputs_for_camera(camera)
+    for name in ("rgb", "semantics_colormap", "instance_colormap", "panoptic"):
+        assert outputs[name].shape == (12, 16, 3) and outputs[name].dtype == torch.float32
+        assert outputs[name].min() >= 0 and outputs[name].max() <= 1
+    for name, output in outputs.items():
+        image = colormaps.apply_colormap(output)  # what ns-viewer and ns-render do with every output
+        assert image.shape == (12, 16, 3) and torch.is_floating_point(image), name
+    # one 3D instance has one colour: equal (class, id) pairs map to equal colours
+    sem, inst = model.panoptic_labels(outputs["semantics"], outputs["instance"])
+    colors = outputs["instance_colormap"].reshape(-1, 3)
+    keys = (sem * 100 + inst).reshape(-1)
+    for key in keys.unique():
+        assert torch.unique(colors[keys == key], dim=0).shape[0] == 1
+
+
+def test_loss_dict_schedule() -> None:
+    model = tiny_model(instance_loss_start_step=5)
+    model.train()
+    bundle = rays(instance_from=32)
+    out = forward(model, bundle)
+    n = 64
+    batch = {
+        "image": torch.rand(n, 3), "semantics": torch.randint(0, 21, (n,)), "instance": torch.randint(0, 4, (n,)),
+        "confidence": torch.ones(n), "num_rays_semantic": 32,
+    }
+    model.step = 0
+    assert set(model.get_loss_dict(out, batch)) == {"rgb_loss", "l1_reg", "semantic_loss"}
+    model.step = 5
+    assert {"instance_loss", "consistency_loss"} <= set(model.get_loss_dict(out, batch))
+    model.config.use_segment_consistency = False
+    assert "consistency_loss" not in model.get_loss_dict(out, batch)
