@@ -1,0 +1,1 @@
+"""Importers from public dataset layouts to the plift-ns data contract."""
