@@ -6,11 +6,11 @@ from typing import Dict
 
 import pytest
 import torch
-
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.utils import colormaps
+
 from plift_ns import losses
 from plift_ns.data.classes import load_class_set
 from plift_ns.models.panoptic_lifting import PanopticLiftingModel, PanopticLiftingModelConfig
