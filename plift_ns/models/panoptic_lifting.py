@@ -7,13 +7,13 @@ semantic-probability field and a surrogate-instance field, trained with L_RGB + 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple, Type
+from typing import Dict, List, Tuple, Type
 
 import numpy as np
 import torch
 from jaxtyping import Bool, Float, Int
 from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
-from nerfstudio.cameras.rays import RayBundle, RaySamples
+from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.model_components.losses import MSELoss
 from nerfstudio.model_components.ray_samplers import PDFSampler, UniformSampler
@@ -55,6 +55,8 @@ class PanopticLiftingModelConfig(TensoRFModelConfig):
     instance_width: int = 256
     head_frequencies: int = 0
     """Frequency bands of xyz fed to both heads (0 = raw xyz as in the paper)."""
+    head_grid_resolution: int = 0
+    """Resolution of a small VM feature grid shared by both heads (0 = none, as in the paper)."""
     bounded_semantics: bool = True
     """Render per-sample class probabilities (softmax before volume rendering, Sec. 3.3); False renders logits."""
     bounded_instances: bool = True
@@ -106,6 +108,7 @@ class PanopticLiftingModel(TensoRFModel):
             instance_layers=cfg.instance_layers,
             instance_width=cfg.instance_width,
             head_frequencies=cfg.head_frequencies,
+            head_grid_resolution=cfg.head_grid_resolution,
         )
         self.sampler_uniform = UniformSampler(num_samples=cfg.num_uniform_samples, single_jitter=True)
         self.sampler_pdf = PDFSampler(num_samples=cfg.num_samples, single_jitter=True, include_original=False)
@@ -136,7 +139,9 @@ class PanopticLiftingModel(TensoRFModel):
             + list(self.field.B.parameters())
             + list(self.field.field_output_rgb.parameters()),
             "heads": list(self.field.semantic_mlp.parameters()) + list(self.field.instance_mlp.parameters()),
-            "encodings": list(self.field.color_encoding.parameters()) + list(self.field.density_encoding.parameters()),
+            "encodings": list(self.field.color_encoding.parameters())
+            + list(self.field.density_encoding.parameters())
+            + (list(self.field.head_grid.parameters()) if self.field.head_grid is not None else []),
         }
         self.camera_optimizer.get_param_groups(param_groups=groups)
         return groups
@@ -157,27 +162,29 @@ class PanopticLiftingModel(TensoRFModel):
         return callbacks
 
     # ---------------------------------------------------------------- rendering
+    def _significant(self, weights: Float[Tensor, "N S 1"]) -> Bool[Tensor, "N S"]:
+        """Samples whose rendering weight exceeds ``head_weight_threshold``: the only ones worth evaluating."""
+        w = weights[..., 0].detach()
+        threshold = self.config.head_weight_threshold
+        return w > threshold if threshold > 0 else torch.ones_like(w, dtype=torch.bool)
+
+    @staticmethod
+    def _scatter(values: Float[Tensor, "M D"], keep: Bool[Tensor, "N S"]) -> Float[Tensor, "N S D"]:
+        """Per-sample values of the kept samples, zero elsewhere."""
+        dense = values.new_zeros((*keep.shape, values.shape[-1]))
+        dense[keep] = values
+        return dense
+
     def _render_head(
-        self,
-        head: str,
-        ray_samples: RaySamples,
-        weights: Float[Tensor, "N S 1"],
+        self, head: str, positions: Float[Tensor, "M 3"], keep: Bool[Tensor, "N S"], weights: Float[Tensor, "N S 1"],
         bounded: bool,
-        ray_mask: Optional[Bool[Tensor, " N"]] = None,
     ) -> Float[Tensor, "N D"]:
-        """Volume-render a head on the samples that matter: Σ_i w_i softmax(f(x_i)) (bounded) or Σ_i w_i f(x_i)."""
-        w = weights[..., 0]
-        keep = w > self.config.head_weight_threshold if self.config.head_weight_threshold > 0 else torch.ones_like(w, dtype=torch.bool)
-        if ray_mask is not None:
-            keep = keep & ray_mask[:, None]
-        ray_index = keep.nonzero()[:, 0]
-        positions = ray_samples.frustums.get_positions()[keep]
+        """Σ_i w_i softmax(f(x_i)) (bounded field) or Σ_i w_i f(x_i) (logits) over the kept samples of each ray."""
         mlp = self.field.semantic_logits if head == "semantic" else self.field.instance_logits
         values = mlp(positions)
         if bounded:
             values = torch.softmax(values, dim=-1)
-        rendered = torch.zeros((w.shape[0], values.shape[-1]), dtype=values.dtype, device=values.device)
-        return rendered.index_add(0, ray_index, w[keep][:, None] * values)
+        return (weights * self._scatter(values, keep)).sum(dim=-2)
 
     def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
         if self.training:
@@ -188,23 +195,27 @@ class PanopticLiftingModel(TensoRFModel):
         ray_samples = self.sampler_pdf(ray_bundle, coarse, coarse_weights)
         density = self.field.get_density(ray_samples)
         weights = ray_samples.get_weights(density)
-        rgb = self.renderer_rgb(rgb=self.field.get_outputs(ray_samples), weights=weights)
-        accumulation = self.renderer_accumulation(weights)
+        keep = self._significant(weights)
+        rgb_samples = self._scatter(self.field.get_outputs(ray_samples[keep]), keep)
+        rgb = self.renderer_rgb(rgb=rgb_samples, weights=weights)
         outputs: Dict[str, Tensor] = {
             "rgb": rgb,
-            "accumulation": accumulation,
+            "accumulation": self.renderer_accumulation(weights),
             "depth": self.renderer_depth(weights, ray_samples),
         }
         seg_weights = weights.detach() if self.config.stop_semantic_gradients else weights
-        outputs["semantics"] = self._render_head("semantic", ray_samples, seg_weights, self.config.bounded_semantics)
-        instance_rays = None
+        positions = ray_samples.frustums.get_positions()
+        outputs["semantics"] = self._render_head(
+            "semantic", positions[keep], keep, seg_weights, self.config.bounded_semantics
+        )
+        instance_keep = keep
         if self.training:
             if "instance_ray" not in (ray_bundle.metadata or {}):
-                outputs["instance"] = torch.zeros((len(rgb), self.config.num_surrogate_ids), device=rgb.device)
+                outputs["instance"] = rgb.new_zeros((len(rgb), self.config.num_surrogate_ids))
                 return outputs
-            instance_rays = ray_bundle.metadata["instance_ray"][:, 0]
+            instance_keep = keep & ray_bundle.metadata["instance_ray"][:, :1]
         outputs["instance"] = self._render_head(
-            "instance", ray_samples, seg_weights, self.config.bounded_instances, ray_mask=instance_rays
+            "instance", positions[instance_keep], instance_keep, seg_weights, self.config.bounded_instances
         )
         if not self.training:
             outputs.update(self.colormaps(outputs["semantics"], outputs["instance"]))
