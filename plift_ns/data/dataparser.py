@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Literal, Optional, Type
 
 import numpy as np
 import torch
+from nerfstudio.cameras import camera_utils
 from nerfstudio.cameras.cameras import Cameras, CameraType
 from nerfstudio.data.dataparsers.base_dataparser import DataParser, DataParserConfig, DataparserOutputs
 from nerfstudio.data.scene_box import SceneBox
@@ -26,6 +27,14 @@ LABEL_KEYS = ("semantics_path", "instance_path")
 """Per-frame label files every frame must have."""
 OPTIONAL_KEYS = ("probabilities_path", "gt_semantics_path", "gt_instance_path", "depth_file_path")
 """Per-frame files a frame may have."""
+CAMERA_MODELS = {
+    "OPENCV": CameraType.PERSPECTIVE,
+    "PINHOLE": CameraType.PERSPECTIVE,
+    "SIMPLE_PINHOLE": CameraType.PERSPECTIVE,
+    "OPENCV_FISHEYE": CameraType.FISHEYE,
+}
+"""Camera models of transforms.json (as ns-process-data writes them); distortion goes to nerfstudio's Cameras."""
+DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
 
 
 @dataclass
@@ -169,16 +178,18 @@ class PanopticDataParser(DataParser):
         fx, fy, cx, cy = intrinsic("fl_x"), intrinsic("fl_y"), intrinsic("cx"), intrinsic("cy")
         width, height = intrinsic("w").long(), intrinsic("h").long()
         model = meta.get("camera_model", "OPENCV")
-        distortion = [float(meta.get(k, 0.0)) for k in ("k1", "k2", "k3", "k4", "p1", "p2")]
-        if model not in ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE") or any(abs(d) > 0 for d in distortion):
+        if model not in CAMERA_MODELS:
             raise PliftDataError(
-                f"camera model {model} with distortion {distortion} is not supported: undistort the images first "
-                "(ns-process-data does)",
+                f"camera model {model} is not supported (use one of {', '.join(CAMERA_MODELS)}, or undistort the images)",
                 meta_path,
             )
+        distortion = torch.stack([_distortion_params(f, meta, meta_path) for f in frames])
+        if model in ("PINHOLE", "SIMPLE_PINHOLE") and bool(torch.any(distortion != 0)):
+            raise PliftDataError(f"camera model {model} cannot have distortion coefficients (use OPENCV)", meta_path)
         return Cameras(
             camera_to_worlds=c2w, fx=fx, fy=fy, cx=cx, cy=cy, width=width, height=height,
-            camera_type=CameraType.PERSPECTIVE,
+            distortion_params=distortion if bool(torch.any(distortion != 0)) else None,
+            camera_type=CAMERA_MODELS[model],
         )
 
     def _check_files(self, images: List[Path], metadata: Dict[str, Any]) -> None:
@@ -208,6 +219,24 @@ def _image_size(path: Path):
             return im.size
     except OSError as err:
         raise PliftDataError(f"cannot read image ({err})", path) from None
+
+
+def _distortion_params(frame: Dict[str, Any], meta: Dict[str, Any], meta_path: Path) -> torch.Tensor:
+    """nerfstudio's [k1, k2, k3, k4, p1, p2] of a frame: per-frame keys win over top-level ones (as ns-process-data
+    writes them: ``k1, k2, p1, p2`` for OPENCV, ``k1..k4`` for OPENCV_FISHEYE, or a ``distortion_params`` list)."""
+    source = frame if any(k in frame for k in (*DISTORTION_KEYS, "distortion_params")) else meta
+    try:
+        if "distortion_params" in source:
+            params = torch.tensor([float(v) for v in source["distortion_params"]], dtype=torch.float32)
+            if params.shape != (6,):
+                raise ValueError(f"expected 6 values [k1, k2, k3, k4, p1, p2], got {len(params)}")
+        else:
+            params = camera_utils.get_distortion_params(**{k: float(source.get(k, 0.0)) for k in DISTORTION_KEYS})
+    except (TypeError, ValueError) as err:
+        raise PliftDataError(f"bad distortion coefficients ({err})", meta_path) from None
+    if not bool(torch.all(torch.isfinite(params))):
+        raise PliftDataError("distortion coefficients must be finite", meta_path)
+    return params
 
 
 def _check_poses(poses: np.ndarray, names: List[str], meta_path: Path) -> None:

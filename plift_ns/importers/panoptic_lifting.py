@@ -1,0 +1,258 @@
+"""Importer for the official Panoptic Lifting release's processed scene layout (Hypersim, Replica, ScanNet scenes).
+
+Source layout (one scene folder)::
+
+    color/<frame>.jpg                  RGB
+    pose/<frame>.txt                   4x4 camera-to-world, OpenCV convention
+    intrinsic/intrinsic_color.txt      4x4 (or 3x3) camera matrix of the colour images (pixel centres at integers)
+    m2f_semantics/<frame>.png          machine labels: class ids 0..21 (0 = void, 1..21 = ScanNet-21 order)
+    m2f_instance/<frame>.png           machine instance ids (per frame)
+    m2f_probabilities/<frame>.npz      optional: ``probability`` (H, W, 22) and ``confidence`` (H, W)
+    rs_semantics/, rs_instance/        optional ground truth (evaluation only)
+    depth/<frame>.png                  optional uint16 depth in millimetres (used for the scene box)
+    invalid/<frame>.jpg                optional masks of invalid pixels (made void in the machine labels)
+    splits.json                        optional {"train": [frames], "test": [frames]} ("val" when there is no "test")
+    segmentation_data.pkl              optional; read with a restricted loader only to cross-check the class count
+
+The class ids are mapped with ``configs/class_maps/panoptic_lifting_to_scannet21.json`` (0 -> void, k -> k-th
+ScanNet-21 class); another map can be given with ``--class-map``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Literal, Optional
+
+import numpy as np
+import tyro
+from rich.progress import track
+from typing_extensions import Annotated
+
+from plift_ns.errors import PliftDataError
+from plift_ns.importers.common import (
+    CONSOLE,
+    ClassMap,
+    Frame,
+    ImportOptions,
+    LabelLUT,
+    PinholeIntrinsics,
+    SceneBoxEstimator,
+    SceneWriter,
+    class_set_spec,
+    frame_file,
+    interleaved_test_indices,
+    list_files,
+    opencv_to_opengl,
+    output_size,
+    read_intrinsic_matrix,
+    read_mask,
+    read_matrix,
+    read_png,
+    read_rgb,
+    report,
+    require_dir,
+    resize_depth,
+    resize_labels,
+    resize_probabilities,
+    resize_rgb,
+    rigid_pose,
+    stuff_instances_to_zero,
+    transforms_meta,
+)
+from plift_ns.importers.safe_pickle import load_plain_pickle
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+@dataclass
+class PanopticLiftingImport(ImportOptions):
+    """Import a scene in the official Panoptic Lifting release's processed layout."""
+
+    src: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="SRC")] = tyro.MISSING  # type: ignore[assignment]
+    """Scene folder of the release (holding color/, pose/, intrinsic/, m2f_semantics/, ...)."""
+    dst: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="DST")] = tyro.MISSING  # type: ignore[assignment]
+    """Destination scene folder (data contract)."""
+    class_map: str = "panoptic_lifting_to_scannet21"
+    """Class map of the release's label ids (name in configs/class_maps/ or a JSON path)."""
+    semantics_dir: str = "m2f_semantics"
+    """Machine semantics folder; its prefix names the probabilities folder (m2f -> m2f_probabilities)."""
+    instance_dir: str = "m2f_instance"
+    """Machine instance folder."""
+    segmentation_data: Literal["check", "skip"] = "check"
+    """Read segmentation_data.pkl with the restricted loader to cross-check the class count, or ignore it."""
+
+    def main(self) -> Path:
+        return import_panoptic_lifting(self)
+
+
+def _read_splits(path: Path, stems: List[str]) -> Optional[Dict[str, List[str]]]:
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        train = [str(s) for s in data["train"]]
+        test = [str(s) for s in data.get("test", data.get("val", []))]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise PliftDataError(f"splits must be {{'train': [...], 'test': [...]}} ({err!r})", path) from None
+    known = set(stems)
+    for s in train + test:
+        if s not in known:
+            raise PliftDataError(f"split names frame '{s}', which has no image in color/", path)
+    if set(train) & set(test):
+        raise PliftDataError(f"frames in both train and test: {sorted(set(train) & set(test))[:5]}", path)
+    return {"train": train, "test": test}
+
+
+def _check_segmentation_data(path: Path, lut: LabelLUT) -> List[str]:
+    """Cross-check the pkl's plain fields with the class map; returns notes."""
+    data = load_plain_pickle(path)
+    if not isinstance(data, dict):
+        raise PliftDataError(f"expected a dict, found {type(data).__name__}", path)
+    notes: List[str] = []
+    num = data.get("num_semantic_classes")
+    if num is not None and int(num) != len(lut.table):
+        raise PliftDataError(
+            f"num_semantic_classes is {num} but the class map '{lut.map_name}' has {len(lut.table)} source ids "
+            "(pass the matching --class-map)", path)
+    fg = data.get("fg_classes")
+    if fg is not None:
+        cs = lut.class_set
+        mapped = sorted({int(lut.table[int(c)]) for c in fg if 0 <= int(c) < len(lut.table)} - {cs.void_id, -1})
+        not_things = [cs.names[c] for c in mapped if not cs.isthing[c]]
+        if not_things:
+            notes.append(f"segmentation_data.pkl lists {not_things} as things; class set '{cs.name}' treats them as stuff")
+    return notes
+
+
+def import_panoptic_lifting(opts: PanopticLiftingImport) -> Path:
+    """Convert one official-layout scene; returns the destination folder."""
+    src = Path(opts.src)
+    if not src.is_dir():
+        raise PliftDataError("source scene folder not found", src)
+    color_dir = require_dir(src, "color", "RGB images")
+    pose_dir = require_dir(src, "pose", "4x4 camera-to-world text files")
+    sem_dir = require_dir(src, opts.semantics_dir, "machine semantic labels")
+    inst_dir = require_dir(src, opts.instance_dir, "machine instance labels")
+    prob_dir = src / f"{opts.semantics_dir.split('_')[0]}_probabilities"
+    gt_sem_dir, gt_inst_dir = src / "rs_semantics", src / "rs_instance"
+    depth_dir, invalid_dir = src / "depth", src / "invalid"
+    has_gt = gt_sem_dir.is_dir() and gt_inst_dir.is_dir()
+    has_prob = prob_dir.is_dir()
+    k = read_intrinsic_matrix(src / "intrinsic" / "intrinsic_color.txt")
+
+    images = list_files(color_dir, IMAGE_SUFFIXES)
+    if not images:
+        raise PliftDataError("no images (.jpg/.png) in color/", color_dir)
+    poses = list_files(pose_dir, (".txt",))
+    if len(poses) != len(images):
+        missing = [s for s in images if s not in poses]
+        where = pose_dir / f"{missing[0]}.txt" if missing else pose_dir
+        raise PliftDataError(f"frame count mismatch: color/ has {len(images)} images, pose/ has {len(poses)} files", where)
+    stems = list(images)[:: max(1, opts.frame_step)]
+    splits = _read_splits(src / "splits.json", list(images))
+
+    class_set, classes_json = class_set_spec(opts.classes)
+    lut = ClassMap.load(opts.class_map).lut(class_set)
+    notes: List[str] = []
+    pkl = src / "segmentation_data.pkl"
+    if pkl.exists() and opts.segmentation_data == "check":
+        notes += _check_segmentation_data(pkl, lut)
+
+    first = read_rgb(images[stems[0]])
+    src_w, src_h = first.shape[1], first.shape[0]
+    size = output_size(src_w, src_h, opts.downscale)
+    intr = PinholeIntrinsics.from_opencv(k, src_w, src_h).resized(*size)
+    box = SceneBoxEstimator(max_depth=opts.max_depth)
+    skipped: List[str] = []
+    kept: List[str] = []
+    with SceneWriter(opts.dst, opts.overwrite) as writer:
+        for stem in track(stems, description="Importing frames", console=CONSOLE):
+            pose_path = frame_file(pose_dir, stem, (".txt",), "pose")
+            c2w_cv = read_matrix(pose_path)
+            if not np.all(np.isfinite(c2w_cv)):
+                skipped.append(stem)
+                continue
+            c2w = opencv_to_opengl(rigid_pose(c2w_cv, pose_path))
+            rgb = read_rgb(images[stem])
+            if (rgb.shape[1], rgb.shape[0]) != (src_w, src_h):
+                raise PliftDataError(f"image size {rgb.shape[1]}x{rgb.shape[0]} differs from the first image's "
+                                     f"{src_w}x{src_h}", images[stem])
+            frame = Frame(name=stem, c2w_gl=c2w)
+            if size == (src_w, src_h) and images[stem].suffix.lower() in (".jpg", ".jpeg"):
+                frame.rgb_source = images[stem]
+            else:
+                frame.rgb = resize_rgb(rgb, size)
+            sem_path = frame_file(sem_dir, stem, (".png",), f"{opts.semantics_dir} label")
+            sem = resize_labels(lut.apply(read_png(sem_path), sem_path), size)
+            inst_path = frame_file(inst_dir, stem, (".png",), f"{opts.instance_dir} label")
+            inst = resize_labels(read_png(inst_path), size)
+            if invalid_dir.is_dir() and (invalid_dir / f"{stem}.jpg").is_file():
+                invalid = resize_labels(read_mask(invalid_dir / f"{stem}.jpg"), size) > 0
+                sem[invalid] = class_set.void_id
+            frame.semantics = sem
+            frame.instance = stuff_instances_to_zero(sem, inst, class_set)
+            if has_prob:
+                prob_path = frame_file(prob_dir, stem, (".npz",), "probabilities")
+                prob, conf = _read_probabilities(prob_path)
+                prob, mass = lut.map_probabilities(prob, prob_path)
+                prob, conf = resize_probabilities(prob, conf * np.clip(mass, 0.0, 1.0), size)
+                conf[sem == class_set.void_id] = 0.0
+                frame.probability, frame.confidence = prob, conf
+            if has_gt:
+                gs_path = frame_file(gt_sem_dir, stem, (".png",), "rs_semantics (GT) label")
+                gt_sem = resize_labels(lut.apply(read_png(gs_path), gs_path), size)
+                gi_path = frame_file(gt_inst_dir, stem, (".png",), "rs_instance (GT) label")
+                frame.gt_semantics = gt_sem
+                frame.gt_instance = stuff_instances_to_zero(gt_sem, resize_labels(read_png(gi_path), size), class_set)
+            if depth_dir.is_dir() and (depth_dir / f"{stem}.png").is_file():
+                depth = read_png(depth_dir / f"{stem}.png").astype(np.float32) / 1000.0
+                box.add_depth(depth, c2w, intr)
+                frame.depth_m = resize_depth(depth, size)
+            box.add_camera(c2w, intr)
+            writer.add(frame)
+            kept.append(stem)
+        if len(kept) < 2:
+            raise PliftDataError(f"only {len(kept)} frame(s) with a valid pose", pose_dir)
+        names = {stem: e["file_path"] for stem, e in zip(kept, writer.frames)}
+        if splits is not None:
+            train = [names[s] for s in splits["train"] if s in names]
+            test = [names[s] for s in splits["test"] if s in names]
+            split_source = "splits.json"
+        else:
+            test_idx = set(interleaved_test_indices(len(kept)))
+            train = [names[s] for i, s in enumerate(kept) if i not in test_idx]
+            test = [names[s] for i, s in enumerate(kept) if i in test_idx]
+            split_source = "25% interleaved test (no splits.json)"
+        if not train or not test:
+            raise PliftDataError("the split leaves no train or no test frames among the imported frames", src / "splits.json")
+        has_depth = all("depth_file_path" in e for e in writer.frames)
+        if not has_depth:
+            for e in writer.frames:
+                e.pop("depth_file_path", None)
+        if not has_gt:
+            notes.append("no rs_semantics/ + rs_instance/: the scene has no ground truth (plift-eval cannot score it)")
+        provenance: Dict[str, Any] = {
+            "source": "panoptic-lifting", "src": str(src.absolute()), "downscale": opts.downscale,
+            "class_map": lut.map_name, "frame_step": opts.frame_step, "split": split_source,
+            "scene_box_from": box.source, "skipped_frames": skipped, "pixel_center_shift": 0.5,
+        }
+        meta = transforms_meta(intr, classes_json, train, test, box.box(), has_depth, provenance)
+        out = writer.finish(meta)
+    report(out, len(kept), len(train), len(test), skipped, notes)
+    return out
+
+
+def _read_probabilities(path: Path):
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if "probability" not in npz.files or "confidence" not in npz.files:
+                raise PliftDataError(f"npz must hold 'probability' and 'confidence', has {npz.files}", path)
+            prob = npz["probability"].astype(np.float32)
+            conf = npz["confidence"].astype(np.float32)
+    except (OSError, ValueError) as err:
+        raise PliftDataError(f"cannot read probabilities ({err})", path) from None
+    if prob.ndim != 3 or conf.shape != prob.shape[:2]:
+        raise PliftDataError(f"probability must be (H, W, C) and confidence (H, W); got {prob.shape}, {conf.shape}", path)
+    return prob, conf
