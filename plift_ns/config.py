@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from nerfstudio.configs.base_config import ViewerConfig
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
@@ -15,6 +17,18 @@ from plift_ns.data.datamanager import PanopticDataManagerConfig
 from plift_ns.models.panoptic_lifting import PanopticLiftingModelConfig
 
 checkpoints.allow_trusted_checkpoints()
+
+
+@dataclass
+class PanopticTrainerConfig(TrainerConfig):
+    """nerfstudio's TrainerConfig whose learning-rate decay follows ``--max-num-iterations``."""
+
+    def setup(self, **kwargs):
+        for group in self.optimizers.values():
+            scheduler = group.get("scheduler")
+            if scheduler is not None and hasattr(scheduler, "max_steps"):
+                scheduler.max_steps = self.max_num_iterations
+        return super().setup(**kwargs)
 
 
 def default_device() -> str:
@@ -39,7 +53,7 @@ def _optimizers(max_steps: int, grid_lr: float) -> dict:
 
 def panoptic_lifting_trainer(max_steps: int = 30000) -> TrainerConfig:
     """Paper defaults (supp. C.1): 128³→192³ grids, 16/48 components, 5×256 semantic MLP, K = 50, 2048 + 1024 rays."""
-    return TrainerConfig(
+    return PanopticTrainerConfig(
         method_name="panoptic-lifting",
         steps_per_eval_batch=500,
         steps_per_eval_image=2000,
@@ -59,7 +73,7 @@ def panoptic_lifting_trainer(max_steps: int = 30000) -> TrainerConfig:
 
 def panoptic_lifting_small_trainer(max_steps: int = 3000) -> TrainerConfig:
     """A CPU-sized variant for small scenes (the demo scene trains in minutes on 2 cores)."""
-    return TrainerConfig(
+    return PanopticTrainerConfig(
         method_name="panoptic-lifting-small",
         steps_per_eval_batch=250,
         steps_per_eval_image=1000,

@@ -101,3 +101,12 @@ def test_ns_train_cli_lists_and_runs_the_method(tiny_scene: Path, tmp_path: Path
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert list(tmp_path.glob("scene/panoptic-lifting-small/*/nerfstudio_models/step-000000003.ckpt"))
+
+
+def test_learning_rate_decay_follows_max_iterations(tmp_path: Path) -> None:
+    config = panoptic_lifting_small_trainer(max_steps=3000)
+    config.max_num_iterations = 777  # what --max-num-iterations sets after the config was built
+    config.output_dir = tmp_path
+    config.machine.device_type = "cpu"
+    config.setup(local_rank=0, world_size=1)
+    assert {group["scheduler"].max_steps for group in config.optimizers.values()} == {777}

@@ -1,0 +1,1 @@
+"""Benchmarks: speed beside nerfstudio peers, and label quality before/after lifting."""
