@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from typing_extensions import Annotated
 
+from plift_ns.bench.quality import VARIANTS
 from plift_ns.bench.speed import METHODS, measure
 
 CONSOLE = Console(width=140)
@@ -104,7 +105,132 @@ def print_speed(results: List[Dict[str, Any]]) -> None:
     CONSOLE.print(table)
 
 
-Commands = Union[Annotated[Speed, tyro.conf.subcommand("speed")]]
+QUALITY_PRESETS = {"ci": ("tiny", 1, 300, 100), "full": ("bench", 3, 4000, 500)}
+"""preset → (scene preset, number of scenes, training steps, evaluation interval)."""
+HEADLINE = ("mIoU", "PQ_scene", "SQ_scene", "RQ_scene", "PQ", "PSNR")
+
+
+@dataclass
+class Quality:
+    """2D labels vs the lifted model vs the paper's Table 2 ablations, on generated scenes (simulated machine labels
+    with TTA-like confidences)."""
+
+    preset: Literal["ci", "full"] = "ci"
+    variants: Tuple[str, ...] = tuple(VARIANTS)
+    device: Optional[str] = None
+    output_dir: Path = Path("bench-results")
+    first_seed: int = 100
+    """Scenes use seeds first_seed, first_seed + 1, ... (the demo scene uses seed 0)."""
+
+    def main(self) -> Dict[str, Any]:
+        from rich.progress import Progress
+
+        from plift_ns.bench.quality import time_to_quality, train_variant
+        from plift_ns.synthetic import generate_scene, preset
+
+        scene_preset, num_scenes, steps, eval_every = QUALITY_PRESETS[self.preset]
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        runs: Dict[str, List[Dict[str, Any]]] = {name: [] for name in ("2D labels", *self.variants)}
+        with tempfile.TemporaryDirectory() as tmp, Progress(console=CONSOLE) as progress:
+            for i in range(num_scenes):
+                config = preset(scene_preset)
+                config.seed = self.first_seed + i
+                config.noise.tta_like = True
+                scene = generate_scene(config, Path(tmp) / f"scene-{i}")
+                for name in self.variants:
+                    task = progress.add_task(f"scene {i + 1}/{num_scenes}: {name}", total=steps)
+                    result = train_variant(
+                        scene, VARIANTS[name], steps, eval_every, device, lambda s, t=task: progress.update(t, completed=s + 1)
+                    )
+                    runs[name].append(
+                        {**_headline(result.metrics), "train_s": result.train_seconds,
+                         "time_to_95pct_PQ_scene_s": time_to_quality(result.curve), "curve": result.curve}
+                    )
+                    if name == self.variants[0]:
+                        runs["2D labels"].append(_headline(result.labels_2d))
+        summary = {name: _mean(rows) for name, rows in runs.items()}
+        report = {"machine": machine_description(), "preset": self.preset, "steps": steps, "scenes": num_scenes,
+                  "summary": summary, "runs": runs}
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        (self.output_dir / "quality.json").write_text(json.dumps(report, indent=2, default=float))
+        table = quality_markdown(summary)
+        (self.output_dir / "quality.md").write_text(
+            f"# Quality ({date.today()}, preset {self.preset}: {num_scenes} scene(s), {steps} steps; "
+            f"{machine_description()})\n\n{table}\n"
+        )
+        quality_plot(summary, self.output_dir / "quality.png")
+        print_markdown_table(table, "plift-bench quality (percent; PSNR in dB)")
+        CONSOLE.print(f"Wrote {self.output_dir}/quality.json, quality.md, quality.png")
+        return report
+
+
+def _headline(metrics: Dict[str, Any]) -> Dict[str, Optional[float]]:
+    return {key: (None if metrics.get(key) is None else float(metrics[key])) for key in HEADLINE}
+
+
+def _mean(rows: List[Dict[str, Any]]) -> Dict[str, Optional[float]]:
+    out: Dict[str, Optional[float]] = {}
+    for key in (*HEADLINE, "train_s", "time_to_95pct_PQ_scene_s"):
+        values = [r[key] for r in rows if r.get(key) is not None]
+        out[key] = sum(values) / len(values) if values else None
+    return out
+
+
+def quality_markdown(summary: Dict[str, Dict[str, Optional[float]]]) -> str:
+    full = summary.get("full", {})
+    lines = ["| | " + " | ".join(HEADLINE) + " | Δ mIoU vs full | Δ PQ^scene vs full | train s | s to 95% PQ^scene |",
+             "|---" * (len(HEADLINE) + 5) + "|"]
+    def fmt(row: Dict[str, Optional[float]], key: str) -> str:
+        v = row.get(key)
+        return "–" if v is None else (f"{v:.2f}" if key == "PSNR" else f"{100 * v:.1f}")
+
+    def delta(row: Dict[str, Optional[float]], key: str) -> str:
+        a, b = row.get(key), full.get(key)
+        return "–" if a is None or b is None else f"{100 * (a - b):+.1f}"
+
+    for name, row in summary.items():
+        secs = [row.get("train_s"), row.get("time_to_95pct_PQ_scene_s")]
+        lines.append(f"| {name} | " + " | ".join(fmt(row, k) for k in HEADLINE) + f" | {delta(row, 'mIoU')} | {delta(row, 'PQ_scene')} | "
+                     + " | ".join("–" if s is None else f"{s:.0f}" for s in secs) + " |")
+    return "\n".join(lines)
+
+
+def quality_plot(summary: Dict[str, Dict[str, Optional[float]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(summary)
+    fig, ax = plt.subplots(figsize=(10, 4))
+    width = 0.38
+    for k, key in enumerate(("mIoU", "PQ_scene")):
+        values = [100 * (summary[n].get(key) or 0.0) for n in names]
+        ax.bar([i + (k - 0.5) * width for i in range(len(names))], values, width, label=key)
+    ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
+    ax.set_ylabel("percent")
+    ax.set_title("2D labels vs lifted vs ablations")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def print_markdown_table(markdown: str, title: str) -> None:
+    lines = markdown.splitlines()
+    table = Table(title=title)
+    header = [c.strip() for c in lines[0].strip().strip("|").split("|")]
+    for name in header:
+        table.add_column(name)
+    for line in lines[2:]:
+        table.add_row(*[c.strip() for c in line.strip().strip("|").split("|")][: len(header)])
+    CONSOLE.print(table)
+
+
+Commands = Union[
+    Annotated[Speed, tyro.conf.subcommand("speed")],
+    Annotated[Quality, tyro.conf.subcommand("quality")],
+]
 
 
 def entrypoint() -> None:

@@ -59,7 +59,9 @@ class EvalModel:
         return results
 
 
-def evaluate_pipeline(pipeline: Any, image_dir: Optional[Path], max_views: Optional[int] = None) -> Dict[str, Any]:
+def evaluate_pipeline(
+    pipeline: Any, image_dir: Optional[Path], max_views: Optional[int] = None, show_progress: bool = True
+) -> Dict[str, Any]:
     """Render every evaluation view; metrics of the lifted model and of the input 2D labels against GT."""
     model = pipeline.model
     dataset = pipeline.datamanager.eval_dataset
@@ -73,7 +75,8 @@ def evaluate_pipeline(pipeline: Any, image_dir: Optional[Path], max_views: Optio
     lifted = PanopticEvaluator(class_set, void_id=class_set.void_id)
     labels_2d = PanopticEvaluator(class_set, void_id=class_set.void_id)
     n = len(dataset) if max_views is None else min(max_views, len(dataset))
-    for idx in track(range(n), description="Rendering and scoring test views"):
+    views = track(range(n), description="Rendering and scoring test views") if show_progress else range(n)
+    for idx in views:
         data = dataset.get_data(idx)
         camera = dataset.cameras[idx : idx + 1].to(model.device)
         with torch.no_grad():
