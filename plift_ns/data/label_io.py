@@ -42,16 +42,20 @@ def read_semantics(path: Path, class_set: ClassSet, size: Optional[Tuple[int, in
     return sem
 
 
-def read_probabilities(path: Path, num_classes: int, size: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
-    """``probability`` (H, W, C) and ``confidence`` (H, W) as float16 from a compressed npz (no pickle)."""
+def load_probability_npz(path: Path, dtype: type = np.float16) -> Tuple[np.ndarray, np.ndarray]:
+    """``probability`` and ``confidence`` arrays of an npz (no pickle), unchecked beyond their presence."""
     try:
         with np.load(path, allow_pickle=False) as npz:
             if "probability" not in npz.files or "confidence" not in npz.files:
                 raise PliftDataError(f"npz must hold 'probability' and 'confidence', has {npz.files}", path)
-            prob = npz["probability"].astype(np.float16)
-            conf = npz["confidence"].astype(np.float16)
+            return npz["probability"].astype(dtype), npz["confidence"].astype(dtype)
     except (OSError, ValueError) as err:
         raise PliftDataError(f"cannot read probabilities ({err})", path) from None
+
+
+def read_probabilities(path: Path, num_classes: int, size: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
+    """``probability`` (H, W, C) and ``confidence`` (H, W) as float16, checked against the image and class set."""
+    prob, conf = load_probability_npz(path)
     if prob.ndim != 3 or prob.shape[:2] != tuple(size):
         raise PliftDataError(f"probability shape {prob.shape} does not match the image (H, W) = {tuple(size)}", path)
     if prob.shape[2] != num_classes:

@@ -151,6 +151,16 @@ def list_files(folder: Path, suffixes: Sequence[str], prefix: str = "") -> Dict[
     return dict(sorted(found.items(), key=lambda kv: natural_key(kv[0])))
 
 
+def read_opencv_pose(pose_dir: Path, stem: str) -> Optional[np.ndarray]:
+    """OpenGL camera-to-world of a frame from its OpenCV 4x4 ``pose/<stem>.txt``; None for an invalid (inf/NaN) pose,
+    which ScanNet uses to mark frames without tracking."""
+    pose_path = frame_file(pose_dir, stem, (".txt",), "pose")
+    c2w_cv = read_matrix(pose_path)
+    if not np.all(np.isfinite(c2w_cv)):
+        return None
+    return opencv_to_opengl(rigid_pose(c2w_cv, pose_path))
+
+
 def frame_file(folder: Path, stem: str, suffixes: Sequence[str], what: str) -> Path:
     """``folder/stem<suffix>`` for the first suffix that exists; a clear error naming the expected file otherwise."""
     for s in suffixes:

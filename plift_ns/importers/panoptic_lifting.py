@@ -30,6 +30,7 @@ import tyro
 from rich.progress import track
 from typing_extensions import Annotated
 
+from plift_ns.data.label_io import load_probability_npz
 from plift_ns.errors import PliftDataError
 from plift_ns.importers.common import (
     CONSOLE,
@@ -44,11 +45,10 @@ from plift_ns.importers.common import (
     frame_file,
     interleaved_test_indices,
     list_files,
-    opencv_to_opengl,
     output_size,
     read_intrinsic_matrix,
     read_mask,
-    read_matrix,
+    read_opencv_pose,
     read_png,
     read_rgb,
     report,
@@ -57,7 +57,6 @@ from plift_ns.importers.common import (
     resize_labels,
     resize_probabilities,
     resize_rgb,
-    rigid_pose,
     stuff_instances_to_zero,
     transforms_meta,
 )
@@ -169,12 +168,10 @@ def import_panoptic_lifting(opts: PanopticLiftingImport) -> Path:
     kept: List[str] = []
     with SceneWriter(opts.dst, opts.overwrite) as writer:
         for stem in track(stems, description="Importing frames", console=CONSOLE):
-            pose_path = frame_file(pose_dir, stem, (".txt",), "pose")
-            c2w_cv = read_matrix(pose_path)
-            if not np.all(np.isfinite(c2w_cv)):
+            c2w = read_opencv_pose(pose_dir, stem)
+            if c2w is None:
                 skipped.append(stem)
                 continue
-            c2w = opencv_to_opengl(rigid_pose(c2w_cv, pose_path))
             rgb = read_rgb(images[stem])
             if (rgb.shape[1], rgb.shape[0]) != (src_w, src_h):
                 raise PliftDataError(f"image size {rgb.shape[1]}x{rgb.shape[0]} differs from the first image's "
@@ -245,14 +242,7 @@ def import_panoptic_lifting(opts: PanopticLiftingImport) -> Path:
 
 
 def _read_probabilities(path: Path):
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            if "probability" not in npz.files or "confidence" not in npz.files:
-                raise PliftDataError(f"npz must hold 'probability' and 'confidence', has {npz.files}", path)
-            prob = npz["probability"].astype(np.float32)
-            conf = npz["confidence"].astype(np.float32)
-    except (OSError, ValueError) as err:
-        raise PliftDataError(f"cannot read probabilities ({err})", path) from None
+    prob, conf = load_probability_npz(path, np.float32)
     if prob.ndim != 3 or conf.shape != prob.shape[:2]:
         raise PliftDataError(f"probability must be (H, W, C) and confidence (H, W); got {prob.shape}, {conf.shape}", path)
     return prob, conf

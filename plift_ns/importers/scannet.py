@@ -43,17 +43,15 @@ from plift_ns.importers.common import (
     interleaved_test_indices,
     labels_note,
     list_files,
-    opencv_to_opengl,
     output_size,
     read_intrinsic_matrix,
-    read_matrix,
+    read_opencv_pose,
     read_png,
     read_rgb,
     report,
     require_dir,
     resize_labels,
     resize_rgb,
-    rigid_pose,
     stuff_instances_to_zero,
     transforms_meta,
 )
@@ -168,12 +166,10 @@ def import_scannet(opts: ScanNetImport) -> Path:
     kept: List[str] = []
     with SceneWriter(opts.dst, opts.overwrite) as writer:
         for stem in track(stems, description="Importing frames", console=CONSOLE):
-            pose_path = frame_file(pose_dir, stem, (".txt",), "pose")
-            c2w_cv = read_matrix(pose_path)
-            if not np.all(np.isfinite(c2w_cv)):
+            c2w = read_opencv_pose(pose_dir, stem)
+            if c2w is None:
                 skipped.append(stem)
                 continue
-            c2w = opencv_to_opengl(rigid_pose(c2w_cv, pose_path))
             rgb = read_rgb(images[stem])
             if (rgb.shape[1], rgb.shape[0]) != (color_w, color_h):
                 raise PliftDataError(f"image size differs from the first image's {color_w}x{color_h}", images[stem])
