@@ -29,6 +29,7 @@ from plift_ns import losses
 from plift_ns.colors import dim_colors, instance_colors
 from plift_ns.data.classes import ClassSet
 from plift_ns.fields.panoptic_field import PanopticField
+from plift_ns.models.viewer_gui import PanopticViewerGUI
 
 
 @dataclass
@@ -57,6 +58,8 @@ class PanopticLiftingModelConfig(TensoRFModelConfig):
     """Frequency bands of xyz fed to both heads (0 = raw xyz as in the paper)."""
     head_grid_resolution: int = 0
     """Resolution of a small VM feature grid shared by both heads (0 = none, as in the paper)."""
+    head_grid_components: int = 16
+    """Components per plane/line of that grid."""
     bounded_semantics: bool = True
     """Render per-sample class probabilities (softmax before volume rendering, Sec. 3.3); False renders logits."""
     bounded_instances: bool = True
@@ -109,6 +112,7 @@ class PanopticLiftingModel(TensoRFModel):
             instance_width=cfg.instance_width,
             head_frequencies=cfg.head_frequencies,
             head_grid_resolution=cfg.head_grid_resolution,
+            head_grid_components=cfg.head_grid_components,
         )
         self.sampler_uniform = UniformSampler(num_samples=cfg.num_uniform_samples, single_jitter=True)
         self.sampler_pdf = PDFSampler(num_samples=cfg.num_samples, single_jitter=True, include_original=False)
@@ -132,6 +136,7 @@ class PanopticLiftingModel(TensoRFModel):
         palette = instance_colors(classes, ids + 1)  # surrogate id j is rendered as instance j + 1
         self.register_buffer("instance_palette", torch.from_numpy(palette), persistent=False)
         self.register_buffer("stuff_colors", torch.from_numpy(dim_colors(self.class_set.color_table())), persistent=False)
+        self.panoptic_gui = PanopticViewerGUI(self)  # viewer controls: legend, class filter, pick / hide / delete
 
     def get_param_groups(self) -> Dict[str, List[Parameter]]:
         groups = {
@@ -243,7 +248,7 @@ class PanopticLiftingModel(TensoRFModel):
     def get_outputs_for_camera_ray_bundle(self, camera_ray_bundle: RayBundle) -> Dict[str, Tensor]:
         outputs = super().get_outputs_for_camera_ray_bundle(camera_ray_bundle)
         outputs["panoptic"] = panoptic_overlay(outputs["rgb"], outputs["semantics_colormap"], outputs["instance_colormap"])
-        return outputs
+        return self.panoptic_gui.apply(outputs)
 
     # ---------------------------------------------------------------- losses
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
