@@ -28,3 +28,5 @@ if [ ! -x "$VENV/bin/ffmpeg" ]; then
 fi
 export PATH="$VENV/bin:$PATH"
 export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
+# OpenMP threads that sleep instead of spinning: many times faster on a busy or small machine.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
