@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The main job on the embedded demo scene: install (if needed) → generate the scene → train → evaluate → render a
 # panoptic video. Usage: bash scripts/demo.sh [extra ns-train arguments]
-# Environment: PLIFT_DEMO_STEPS (training iterations, default 2000), PLIFT_DEMO_DIR (default: data/plift-demo).
+# Environment: PLIFT_DEMO_STEPS (training iterations, default 3000), PLIFT_DEMO_DIR (default: data/plift-demo).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
 SCENE="${PLIFT_DEMO_DIR:-data/plift-demo}"
-STEPS="${PLIFT_DEMO_STEPS:-2000}"
+STEPS="${PLIFT_DEMO_STEPS:-3000}"
 
 echo "[plift] 1/4 generating the demo scene in $SCENE"
 if [ ! -f "$SCENE/transforms.json" ]; then

@@ -53,7 +53,7 @@ class SynthConfig:
 
 PRESETS: Dict[str, SynthConfig] = {
     "tiny": SynthConfig(width=64, height=48, num_train=12, num_test=4),
-    "demo": SynthConfig(width=160, height=120, num_train=48, num_test=12),
+    "demo": SynthConfig(width=160, height=120, num_train=96, num_test=24),
     "bench": SynthConfig(width=320, height=240, num_train=120, num_test=30),
 }
 PRESETS["ci"] = PRESETS["tiny"]
