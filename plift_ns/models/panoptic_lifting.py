@@ -185,7 +185,12 @@ class PanopticLiftingModel(TensoRFModel):
         bounded: bool,
     ) -> Float[Tensor, "N D"]:
         """Σ_i w_i softmax(f(x_i)) (bounded field) or Σ_i w_i f(x_i) (logits) over the kept samples of each ray."""
-        mlp = self.field.semantic_logits if head == "semantic" else self.field.instance_logits
+        if head == "semantic":
+            mlp, width = self.field.semantic_logits, self.class_set.num_classes
+        else:
+            mlp, width = self.field.instance_logits, self.config.num_surrogate_ids
+        if positions.shape[0] == 0:  # no sample carries weight (e.g. a view of empty space)
+            return weights.new_zeros((keep.shape[0], width))
         values = mlp(positions)
         if bounded:
             values = torch.softmax(values, dim=-1)
@@ -201,7 +206,10 @@ class PanopticLiftingModel(TensoRFModel):
         density = self.field.get_density(ray_samples)
         weights = ray_samples.get_weights(density)
         keep = self._significant(weights)
-        rgb_samples = self._scatter(self.field.get_outputs(ray_samples[keep]), keep)
+        if keep.any():
+            rgb_samples = self._scatter(self.field.get_outputs(ray_samples[keep]), keep)
+        else:  # no sample carries weight (e.g. a view of empty space)
+            rgb_samples = weights.new_zeros((*keep.shape, 3))
         rgb = self.renderer_rgb(rgb=rgb_samples, weights=weights)
         outputs: Dict[str, Tensor] = {
             "rgb": rgb,

@@ -13,7 +13,10 @@ The model owns one :class:`PanopticViewerGUI` (an ``nn.Module`` without paramete
   :class:`~plift_ns.editing.field.Delete` edit of the field) and "Restore all".
 
 The post-processing runs on whole images in ``get_outputs_for_camera_ray_bundle`` through :meth:`apply`; it leaves
-every output a float (H, W, 3) image in [0, 1] (the viewer crashes on int or 2-channel outputs).
+every colour map a float (H, W, 3) image in [0, 1] (the viewer crashes on int or 2-channel outputs). In the viewer's
+render thread only, the C-channel ``semantics`` and K-channel ``instance`` outputs are shown as probability-weighted
+colours: the viewer would map them with PCA, which raises on uniform images (a view of empty space) and stops the
+viewer's render thread. Everywhere else (ns-render, plift-eval, training) they stay the raw rendered distributions.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
+import numpy as np
 import torch
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.viewer.viewer_elements import (
@@ -35,6 +40,8 @@ from nerfstudio.viewer.viewer_elements import (
     ViewerSlider,
 )
 from torch import Tensor, nn
+
+from plift_ns.colors import id_colors
 
 if TYPE_CHECKING:
     from plift_ns.data.classes import ClassSet
@@ -81,6 +88,13 @@ def legend_markdown(class_set: "ClassSet") -> str:
     for k, (name, isthing, color) in enumerate(zip(class_set.names, class_set.isthing, class_set.colors)):
         rows.append(f"| ![{name}]({_swatch_data_url(color)}) | {k} | {name} | {'thing' if isthing else 'stuff'} |")
     return "\n".join(rows)
+
+
+def in_viewer_render_thread() -> bool:
+    """True inside nerfstudio's viewer render thread (a RenderStateMachine), i.e. for images shown in the viewer."""
+    from nerfstudio.viewer.render_state_machine import RenderStateMachine
+
+    return isinstance(threading.current_thread(), RenderStateMachine)
 
 
 def _outline(mask: Tensor) -> Tensor:
@@ -252,6 +266,19 @@ class PanopticViewerGUI(nn.Module):
             and abs(float(self.gui_3_opacity.value) - 0.5) < 1e-6
         )
 
+    @staticmethod
+    def _soft_maps(model: Any, outputs: Dict[str, Tensor]) -> None:
+        """For the viewer only: the C-channel ``semantics`` and K-channel ``instance`` become probability-weighted
+        colours (3 channels). The viewer would show them through a PCA colour map, which raises on uniform images
+        (e.g. a view of empty space) and stops the viewer's render thread."""
+        cfg = model.config
+        sem = outputs["semantics"] if cfg.bounded_semantics else torch.softmax(outputs["semantics"], dim=-1)
+        ins = outputs["instance"] if cfg.bounded_instances else torch.softmax(outputs["instance"], dim=-1)
+        class_colors = model.class_colors[: sem.shape[-1]].to(sem)
+        id_palette = torch.from_numpy(id_colors(np.arange(1, ins.shape[-1] + 1))).to(ins)
+        outputs["semantics"] = (sem @ class_colors).clamp(0, 1)
+        outputs["instance"] = (ins @ id_palette).clamp(0, 1)
+
     @torch.no_grad()
     def apply(self, outputs: Dict[str, Tensor]) -> Dict[str, Tensor]:
         """Remember the label map of the rendered image and apply filter / hiding / selection / opacity to the colour
@@ -262,6 +289,8 @@ class PanopticViewerGUI(nn.Module):
         model = self._model()
         sem, inst = model.panoptic_labels(outputs["semantics"], outputs["instance"])
         self.last_labels = (sem.cpu(), inst.cpu())
+        if in_viewer_render_thread():
+            self._soft_maps(model, outputs)
         if self.is_default:
             return outputs
         from plift_ns.models.panoptic_lifting import panoptic_overlay
