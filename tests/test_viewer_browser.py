@@ -47,7 +47,10 @@ def viewer_config(tiny_scene: Path, tmp_path_factory: pytest.TempPathFactory) ->
         return Path(os.environ["PLIFT_VIEWER_CONFIG"])
     from test_train_e2e import run, tiny_trainer
 
-    config = tiny_trainer(tiny_scene, tmp_path_factory.mktemp("viewer-run"), steps=6)
+    import torch
+
+    torch.manual_seed(0)  # a model with a few classes and instances in view, the same on every run
+    config = tiny_trainer(tiny_scene, tmp_path_factory.mktemp("viewer-run"), steps=40)
     run(config)
     return config.get_base_dir() / "config.yml"
 
