@@ -398,3 +398,29 @@ def test_viewer_survives_a_view_of_nothing(pipeline, model) -> None:
     outputs = render_in_viewer_thread(model, nothing)
     for name, image in outputs.items():
         check_viewer_path(name, image)
+
+
+def test_gui_buttons_run_under_the_viewer_lock_without_deadlock(pipeline, model, labelled) -> None:
+    """nerfstudio runs element callbacks under the viewer's (non-reentrant) train lock: they must not take it again."""
+    import threading
+    from types import SimpleNamespace
+
+    gui: PanopticViewerGUI = model.panoptic_gui
+    lock = threading.Lock()
+    gui.viewer_control.viewer = SimpleNamespace(train_lock=lock, _trigger_rerender=lambda: None)
+    try:
+        gui.selected = labelled
+
+        def press_delete_then_restore() -> None:
+            with lock:
+                gui.gui_7_delete.cb_hook(gui.gui_7_delete)
+            with lock:
+                gui.gui_8_restore.cb_hook(gui.gui_8_restore)
+
+        thread = threading.Thread(target=press_delete_then_restore, daemon=True)
+        thread.start()
+        thread.join(timeout=120)
+        assert not thread.is_alive(), "a button callback deadlocked on the viewer lock"
+        assert not isinstance(model.field, EditedField) and not gui.deleted
+    finally:
+        del gui.viewer_control.viewer

@@ -240,16 +240,17 @@ class PanopticViewerGUI(nn.Module):
         from plift_ns.editing.field import Delete, apply_edits
 
         self.deleted.append(self.selected)
-        with self._lock():
-            apply_edits(self._model(), [Delete(c, i) for c, i in self.deleted])
+        self.gui_5_selection.content = self.describe(self.selected) + " — deleting…"
+        # (nerfstudio already runs element callbacks under the viewer's train lock: taking it again would deadlock)
+        edited = apply_edits(self._model(), [Delete(c, i) for c, i in self.deleted])
+        edited.region(*self.selected)  # find its extent now (a grid pass), not in the middle of a render
         self._update_selection_text()
 
     def restore_all(self) -> None:
         """Undo hiding, deleting, selection and the class filter."""
         from plift_ns.editing.field import remove_edits
 
-        with self._lock():
-            remove_edits(self._model())
+        remove_edits(self._model())  # under the viewer's train lock (nerfstudio wraps element callbacks in it)
         self.deleted.clear()
         self.hidden.clear()
         self.selected = None
