@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -112,56 +113,123 @@ HEADLINE = ("mIoU", "PQ_scene", "SQ_scene", "RQ_scene", "PQ", "PSNR")
 
 @dataclass
 class Quality:
-    """2D labels vs the lifted model vs the paper's Table 2 ablations, on generated scenes (simulated machine labels
-    with TTA-like confidences)."""
+    """2D labels vs the lifted model vs the paper's Table 2 ablations, on generated scenes whose 2D labels are the
+    simulated machine labels (TTA-like confidences) and/or the predictions of a from-scratch Mask2Former."""
 
     preset: Literal["ci", "full"] = "ci"
     variants: Tuple[str, ...] = tuple(VARIANTS)
+    labels: Tuple[Literal["simulated", "mask2former", "mask2former-no-tta"], ...] = ("simulated",)
+    """2D label sources to lift (mask2former: plift-labels with TTA; mask2former-no-tta: one pass per image)."""
+    segmenter: Optional[Path] = None
+    """Folder of a segmenter written by ``plift-bench segmenter`` (default: train one on disjoint scenes first)."""
+    steps: Optional[int] = None
+    """Training steps per run (default: the preset's)."""
+    num_scenes: Optional[int] = None
+    """Number of scenes (default: the preset's)."""
     device: Optional[str] = None
     output_dir: Path = Path("bench-results")
     first_seed: int = 100
-    """Scenes use seeds first_seed, first_seed + 1, ... (the demo scene uses seed 0)."""
+    """Scenes use seeds first_seed, first_seed + 1, ... (the demo scene uses seed 0, segmenter scenes 1000+)."""
 
     def main(self) -> Dict[str, Any]:
         from rich.progress import Progress
 
-        from plift_ns.bench.quality import time_to_quality, train_variant
+        from plift_ns.bench.quality import relabel_scene, time_to_quality, train_variant
         from plift_ns.synthetic import generate_scene, preset
 
         scene_preset, num_scenes, steps, eval_every = QUALITY_PRESETS[self.preset]
+        steps = self.steps or steps
+        num_scenes = self.num_scenes or num_scenes
+        eval_every = min(eval_every, steps)
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        runs: Dict[str, List[Dict[str, Any]]] = {name: [] for name in ("2D labels", *self.variants)}
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown:
+            raise SystemExit(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
+        runs: Dict[str, Dict[str, List[Dict[str, Any]]]] = {
+            source: {name: [] for name in ("2D labels", *self.variants)} for source in self.labels
+        }
         with tempfile.TemporaryDirectory() as tmp, Progress(console=CONSOLE) as progress:
+            segmenter = self.segmenter
+            if segmenter is None and any(source != "simulated" for source in self.labels):
+                segmenter = Segmenter(scene_preset=scene_preset, output=self.output_dir / "segmenter", device=device).main()
             for i in range(num_scenes):
                 config = preset(scene_preset)
                 config.seed = self.first_seed + i
                 config.noise.tta_like = True
-                scene = generate_scene(config, Path(tmp) / f"scene-{i}")
-                for name in self.variants:
-                    task = progress.add_task(f"scene {i + 1}/{num_scenes}: {name}", total=steps)
-                    result = train_variant(
-                        scene, VARIANTS[name], steps, eval_every, device, lambda s, t=task: progress.update(t, completed=s + 1)
-                    )
-                    runs[name].append(
-                        {**_headline(result.metrics), "train_s": result.train_seconds,
-                         "time_to_95pct_PQ_scene_s": time_to_quality(result.curve), "curve": result.curve}
-                    )
-                    if name == self.variants[0]:
-                        runs["2D labels"].append(_headline(result.labels_2d))
-        summary = {name: _mean(rows) for name, rows in runs.items()}
+                base = generate_scene(config, Path(tmp) / f"scene-{i}")
+                for source in self.labels:
+                    scene = base
+                    if source != "simulated":
+                        assert segmenter is not None
+                        task = progress.add_task(f"scene {i + 1}/{num_scenes}: plift-labels ({source})", total=None)
+                        scene = relabel_scene(base, Path(tmp) / f"scene-{i}-{source}", segmenter, tta=source == "mask2former")
+                        progress.update(task, total=1, completed=1)
+                    for name in self.variants:
+                        task = progress.add_task(f"scene {i + 1}/{num_scenes} ({source}): {name}", total=steps)
+                        result = train_variant(
+                            scene, VARIANTS[name], steps, eval_every, device,
+                            lambda s, t=task: progress.update(t, completed=s + 1),
+                        )
+                        runs[source][name].append(
+                            {**_headline(result.metrics), "train_s": result.train_seconds,
+                             "time_to_95pct_PQ_scene_s": time_to_quality(result.curve), "curve": result.curve}
+                        )
+                        if name == self.variants[0]:
+                            runs[source]["2D labels"].append(_headline(result.labels_2d))
+        summary = {source: {name: _mean(rows) for name, rows in by_name.items()} for source, by_name in runs.items()}
         report = {"machine": machine_description(), "preset": self.preset, "steps": steps, "scenes": num_scenes,
+                  "scene_preset": scene_preset, "segmenter": None if segmenter is None else str(segmenter),
                   "summary": summary, "runs": runs}
         self.output_dir.mkdir(parents=True, exist_ok=True)
         (self.output_dir / "quality.json").write_text(json.dumps(report, indent=2, default=float))
-        table = quality_markdown(summary)
+        sections = [f"## 2D labels: {source}\n\n{quality_markdown(rows)}" for source, rows in summary.items()]
         (self.output_dir / "quality.md").write_text(
-            f"# Quality ({date.today()}, preset {self.preset}: {num_scenes} scene(s), {steps} steps; "
-            f"{machine_description()})\n\n{table}\n"
+            f"# Quality ({date.today()}, preset {self.preset}: {num_scenes} '{scene_preset}' scene(s), {steps} steps; "
+            f"{machine_description()})\n\n" + "\n\n".join(sections) + "\n"
         )
         quality_plot(summary, self.output_dir / "quality.png")
-        print_markdown_table(table, "plift-bench quality (percent; PSNR in dB)")
+        for source, rows in summary.items():
+            print_markdown_table(quality_markdown(rows), f"plift-bench quality, 2D labels: {source} (percent; PSNR in dB)")
         CONSOLE.print(f"Wrote {self.output_dir}/quality.json, quality.md, quality.png")
         return report
+
+
+@dataclass
+class Segmenter:
+    """Train a small Mask2Former from scratch on generated scenes that share no seed with the benchmark scenes; the
+    folder it writes is a ``plift-labels --model`` checkpoint (class map ``identity``)."""
+
+    output: Path = Path("bench-results/segmenter")
+    scene_preset: str = "demo"
+    """Size preset of the training scenes (their train and test views are all used)."""
+    num_scenes: int = 4
+    first_seed: int = 1000
+    steps: int = 1500
+    batch_size: int = 8
+    device: Optional[str] = None
+
+    def main(self) -> Path:
+        from rich.progress import Progress
+
+        from plift_ns.bench.segmenter import SegmenterTrainConfig, train_segmenter
+        from plift_ns.synthetic import generate_scene, preset
+
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        with tempfile.TemporaryDirectory() as tmp, Progress(console=CONSOLE) as progress:
+            scenes = []
+            for i in range(self.num_scenes):
+                config = preset(self.scene_preset)
+                config.seed = self.first_seed + i
+                scenes.append(generate_scene(config, Path(tmp) / f"train-scene-{i}"))
+            task = progress.add_task("training Mask2Former from scratch", total=self.steps)
+            config = SegmenterTrainConfig(steps=self.steps, batch_size=self.batch_size)
+            start = time.perf_counter()
+            train_segmenter(
+                scenes, self.output, config, device=device,
+                progress=lambda step, loss: progress.update(task, completed=step + 1, description=f"Mask2Former loss {loss:.2f}"),
+            )
+        CONSOLE.print(f"Wrote {self.output} ({time.perf_counter() - start:.0f} s on {device})")
+        return self.output
 
 
 def _headline(metrics: Dict[str, Any]) -> Dict[str, Optional[float]]:
@@ -195,22 +263,24 @@ def quality_markdown(summary: Dict[str, Dict[str, Optional[float]]]) -> str:
     return "\n".join(lines)
 
 
-def quality_plot(summary: Dict[str, Dict[str, Optional[float]]], path: Path) -> None:
+def quality_plot(summary: Dict[str, Dict[str, Dict[str, Optional[float]]]], path: Path) -> None:
+    """Bar plot of mIoU and PQ^scene: one panel per 2D label source, one pair of bars per row."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(summary)
-    fig, ax = plt.subplots(figsize=(10, 4))
+    fig, axes = plt.subplots(1, len(summary), figsize=(10 * len(summary), 4), squeeze=False)
     width = 0.38
-    for k, key in enumerate(("mIoU", "PQ_scene")):
-        values = [100 * (summary[n].get(key) or 0.0) for n in names]
-        ax.bar([i + (k - 0.5) * width for i in range(len(names))], values, width, label=key)
-    ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
-    ax.set_ylabel("percent")
-    ax.set_title("2D labels vs lifted vs ablations")
-    ax.legend()
+    for ax, (source, rows) in zip(axes[0], summary.items()):
+        names = list(rows)
+        for k, key in enumerate(("mIoU", "PQ_scene")):
+            values = [100 * (rows[n].get(key) or 0.0) for n in names]
+            ax.bar([i + (k - 0.5) * width for i in range(len(names))], values, width, label=key)
+        ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
+        ax.set_ylabel("percent")
+        ax.set_title(f"2D labels ({source}) vs lifted vs ablations")
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -230,6 +300,7 @@ def print_markdown_table(markdown: str, title: str) -> None:
 Commands = Union[
     Annotated[Speed, tyro.conf.subcommand("speed")],
     Annotated[Quality, tyro.conf.subcommand("quality")],
+    Annotated[Segmenter, tyro.conf.subcommand("segmenter")],
 ]
 
 

@@ -87,3 +87,27 @@ def time_to_quality(curve: List[Dict[str, float]], fraction: float = 0.95) -> Op
         return None
     target = fraction * curve[-1]["PQ_scene"]
     return next(point["seconds"] for point in curve if point["PQ_scene"] >= target)
+
+
+LABEL_SOURCES = ("simulated", "mask2former", "mask2former-no-tta")
+"""Where the 2D labels of a benchmark scene come from: the scene generator's simulated machine labels, or the
+from-scratch Mask2Former of :mod:`plift_ns.bench.segmenter` run through ``plift-labels`` with or without TTA."""
+
+
+def relabel_scene(scene: Path, output: Path, segmenter: Path, tta: bool) -> Path:
+    """A copy of ``scene`` whose 2D labels (every frame) come from ``plift-labels`` with the segmenter folder."""
+    import shutil
+
+    from rich.console import Console
+
+    from plift_ns.labels.cli import LabelsArgs, run
+
+    if output.exists():
+        shutil.rmtree(output)
+    shutil.copytree(scene, output)
+    args = LabelsArgs(
+        data=output, model=str(segmenter), class_map="identity", no_tta=not tta, overwrite=True, local_files_only=True,
+        batch_size=8,
+    )
+    run(args, Console(quiet=True))
+    return output

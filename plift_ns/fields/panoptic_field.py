@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from jaxtyping import Float
 from nerfstudio.data.scene_box import SceneBox
@@ -33,6 +35,7 @@ class PanopticField(TensoRFField):
         head_frequencies: int = 0,
         head_grid_resolution: int = 0,
         head_grid_components: int = 16,
+        head_appearance: bool = False,
     ) -> None:
         super().__init__(
             aabb,
@@ -56,6 +59,9 @@ class PanopticField(TensoRFField):
         )
         if self.head_grid is not None:
             head_in += self.head_grid.get_out_dim()
+        self.head_appearance = head_appearance
+        if head_appearance:
+            head_in += appearance_dim
         self.semantic_mlp = MLP(
             in_dim=head_in, num_layers=semantic_layers, layer_width=semantic_width, out_dim=num_classes, activation=nn.ReLU()
         )
@@ -67,19 +73,43 @@ class PanopticField(TensoRFField):
         """World positions → [-1, 1] inside the scene box."""
         return SceneBox.get_normalized_positions(positions, self.aabb) * 2 - 1
 
-    def head_input(self, positions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs D"]:
-        """The heads' input: normalised xyz (paper), optionally with a low-frequency encoding (faster to fit)."""
+    def appearance(self, positions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs A"]:
+        """TensoRF's appearance features (colour VM grid → B) at world positions."""
+        return self.B(self.color_encoding(self.normalized_positions(positions)))
+
+    def rgb_from_appearance(
+        self, appearance: Float[Tensor, "*bs A"], directions: Float[Tensor, "*bs 3"]
+    ) -> Float[Tensor, "*bs 3"]:
+        """The colour of :meth:`TensoRFField.get_outputs` (no SH) from precomputed appearance features."""
+        out = self.mlp_head(  # type: ignore[misc]
+            torch.cat(
+                [appearance, directions, self.feature_encoding(appearance), self.direction_encoding(directions)], dim=-1
+            )
+        )
+        return self.field_output_rgb(out)
+
+    def head_input(
+        self, positions: Float[Tensor, "*bs 3"], appearance: Optional[Float[Tensor, "*bs A"]] = None
+    ) -> Float[Tensor, "*bs D"]:
+        """The heads' input: normalised xyz (paper), optionally with a low-frequency encoding, a small VM grid and the
+        (detached) appearance features, all faster to fit than xyz alone."""
         x = self.normalized_positions(positions)
-        features = x if self.head_encoding is None else self.head_encoding(x)
+        features = [x if self.head_encoding is None else self.head_encoding(x)]
         if self.head_grid is not None:
-            features = torch.cat([features, self.head_grid(x)], dim=-1)
-        return features
+            features.append(self.head_grid(x))
+        if self.head_appearance:
+            features.append((self.appearance(positions) if appearance is None else appearance).detach())
+        return torch.cat(features, dim=-1)
 
-    def semantic_logits(self, positions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs C"]:
-        return self.semantic_mlp(self.head_input(positions))
+    def semantic_logits(
+        self, positions: Float[Tensor, "*bs 3"], appearance: Optional[Float[Tensor, "*bs A"]] = None
+    ) -> Float[Tensor, "*bs C"]:
+        return self.semantic_mlp(self.head_input(positions, appearance))
 
-    def instance_logits(self, positions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs K"]:
-        return self.instance_mlp(self.head_input(positions))
+    def instance_logits(
+        self, positions: Float[Tensor, "*bs 3"], appearance: Optional[Float[Tensor, "*bs A"]] = None
+    ) -> Float[Tensor, "*bs K"]:
+        return self.instance_mlp(self.head_input(positions, appearance))
 
     def upsample_grids(self, resolution: int) -> None:
         self.density_encoding.upsample_grid(resolution)  # type: ignore[operator]

@@ -31,8 +31,16 @@ def make_tiny_mask2former(
     longest_edge: int = 160,
     seed: int = 0,
     sharpen: bool = True,
+    width: int = 16,
+    depth: int = 1,
+    decoder_layers: int = 2,
+    train_num_points: int = 12544,
 ):
-    """Build (and, with ``output``, ``save_pretrained``) a tiny random Mask2Former; returns (model, image processor)."""
+    """Build (and, with ``output``, ``save_pretrained``) a tiny random Mask2Former; returns (model, image processor).
+
+    ``width`` is the Swin embedding size (the transformer is twice as wide), ``depth`` the Swin blocks per stage;
+    ``train_num_points`` the points sampled per mask by the training loss (fewer: faster CPU training).
+    """
     from transformers import (
         Mask2FormerConfig,
         Mask2FormerForUniversalSegmentation,
@@ -41,15 +49,16 @@ def make_tiny_mask2former(
     )
 
     names = list(class_names) if class_names is not None else coco_panoptic_names()
+    feedforward = 32 if width <= 16 else 4 * width
     backbone = SwinConfig(
-        image_size=64, patch_size=4, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=4,
-        out_features=["stage1", "stage2", "stage3", "stage4"],
+        image_size=64, patch_size=4, embed_dim=width, depths=[depth] * 4, num_heads=[1, 1, 2, 2] if width > 16 else [1] * 4,
+        window_size=4, out_features=["stage1", "stage2", "stage3", "stage4"],
     )
     config = Mask2FormerConfig(
-        backbone_config=backbone, hidden_dim=32, feature_size=32, mask_feature_size=32, encoder_layers=1,
-        decoder_layers=2, num_queries=num_queries, num_attention_heads=2, dim_feedforward=32,
-        encoder_feedforward_dim=32, num_labels=len(names), use_pretrained_backbone=False,
-        id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
+        backbone_config=backbone, hidden_dim=2 * width, feature_size=2 * width, mask_feature_size=2 * width,
+        encoder_layers=1, decoder_layers=decoder_layers, num_queries=num_queries, num_attention_heads=2,
+        dim_feedforward=feedforward, encoder_feedforward_dim=feedforward, num_labels=len(names), use_pretrained_backbone=False,
+        id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)}, train_num_points=train_num_points,
     )
     torch.manual_seed(seed)
     model = Mask2FormerForUniversalSegmentation(config).eval()

@@ -7,7 +7,7 @@ semantic-probability field and a surrogate-instance field, trained with L_RGB + 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Tuple, Type
+from typing import Dict, List, Optional, Tuple, Type
 
 import numpy as np
 import torch
@@ -60,6 +60,9 @@ class PanopticLiftingModelConfig(TensoRFModelConfig):
     """Resolution of a small VM feature grid shared by both heads (0 = none, as in the paper)."""
     head_grid_components: int = 16
     """Components per plane/line of that grid."""
+    head_appearance: bool = False
+    """Also feed both heads TensoRF's appearance features (detached: segmentation never moves colour); not in the
+    paper, it lets short runs place class boundaries where the colour changes."""
     bounded_semantics: bool = True
     """Render per-sample class probabilities (softmax before volume rendering, Sec. 3.3); False renders logits."""
     bounded_instances: bool = True
@@ -113,6 +116,7 @@ class PanopticLiftingModel(TensoRFModel):
             head_frequencies=cfg.head_frequencies,
             head_grid_resolution=cfg.head_grid_resolution,
             head_grid_components=cfg.head_grid_components,
+            head_appearance=cfg.head_appearance,
         )
         self.sampler_uniform = UniformSampler(num_samples=cfg.num_uniform_samples, single_jitter=True)
         self.sampler_pdf = PDFSampler(num_samples=cfg.num_samples, single_jitter=True, include_original=False)
@@ -182,7 +186,7 @@ class PanopticLiftingModel(TensoRFModel):
 
     def _render_head(
         self, head: str, positions: Float[Tensor, "M 3"], keep: Bool[Tensor, "N S"], weights: Float[Tensor, "N S 1"],
-        bounded: bool,
+        bounded: bool, appearance: Optional[Float[Tensor, "M A"]] = None,
     ) -> Float[Tensor, "N D"]:
         """Σ_i w_i softmax(f(x_i)) (bounded field) or Σ_i w_i f(x_i) (logits) over the kept samples of each ray."""
         if head == "semantic":
@@ -191,7 +195,7 @@ class PanopticLiftingModel(TensoRFModel):
             mlp, width = self.field.instance_logits, self.config.num_surrogate_ids
         if positions.shape[0] == 0:  # no sample carries weight (e.g. a view of empty space)
             return weights.new_zeros((keep.shape[0], width))
-        values = mlp(positions)
+        values = mlp(positions, appearance)
         if bounded:
             values = torch.softmax(values, dim=-1)
         return (weights * self._scatter(values, keep)).sum(dim=-2)
@@ -206,8 +210,11 @@ class PanopticLiftingModel(TensoRFModel):
         density = self.field.get_density(ray_samples)
         weights = ray_samples.get_weights(density)
         keep = self._significant(weights)
+        positions = ray_samples.frustums.get_positions()
+        appearance = self.field.appearance(positions[keep])
         if keep.any():
-            rgb_samples = self._scatter(self.field.get_outputs(ray_samples[keep]), keep)
+            rgb = self.field.rgb_from_appearance(appearance, ray_samples.frustums.directions[keep])
+            rgb_samples = self._scatter(rgb, keep)
         else:  # no sample carries weight (e.g. a view of empty space)
             rgb_samples = weights.new_zeros((*keep.shape, 3))
         rgb = self.renderer_rgb(rgb=rgb_samples, weights=weights)
@@ -217,9 +224,8 @@ class PanopticLiftingModel(TensoRFModel):
             "depth": self.renderer_depth(weights, ray_samples),
         }
         seg_weights = weights.detach() if self.config.stop_semantic_gradients else weights
-        positions = ray_samples.frustums.get_positions()
         outputs["semantics"] = self._render_head(
-            "semantic", positions[keep], keep, seg_weights, self.config.bounded_semantics
+            "semantic", positions[keep], keep, seg_weights, self.config.bounded_semantics, appearance
         )
         instance_keep = keep
         if self.training:
@@ -228,7 +234,8 @@ class PanopticLiftingModel(TensoRFModel):
                 return outputs
             instance_keep = keep & ray_bundle.metadata["instance_ray"][:, :1]
         outputs["instance"] = self._render_head(
-            "instance", positions[instance_keep], instance_keep, seg_weights, self.config.bounded_instances
+            "instance", positions[instance_keep], instance_keep, seg_weights, self.config.bounded_instances,
+            appearance[instance_keep[keep]],
         )
         if not self.training:
             outputs.update(self.colormaps(outputs["semantics"], outputs["instance"]))

@@ -1,0 +1,165 @@
+"""Machine-made 2D labels for the quality benchmark: a small ``transformers`` Mask2Former trained from scratch on
+generated scenes that share no seed with the evaluation scenes. Its predictions on the evaluation scenes are
+genuinely view-inconsistent and noisy, unlike the hand-written noise of :mod:`plift_ns.synthetic.noise`.
+
+The trained model is written with ``save_pretrained`` (weights, config, image processor), so ``plift-labels --model
+<folder>`` loads it exactly like a hub checkpoint, with the class map ``identity``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from plift_ns.data.classes import ClassSet, load_class_set
+from plift_ns.data.label_io import read_label_png, read_semantics
+from plift_ns.errors import PliftDataError
+
+
+@dataclass
+class SegmenterTrainConfig:
+    """Size and schedule of the from-scratch Mask2Former (CPU-sized by default: minutes on 2 cores)."""
+
+    width: int = 32
+    """Swin embedding size (the pixel decoder and transformer decoder are twice as wide)."""
+    depth: int = 2
+    """Swin blocks per stage."""
+    decoder_layers: int = 3
+    num_queries: int = 32
+    train_num_points: int = 2048
+    """Points sampled per mask by the matcher and the mask losses (Mask2Former's default 12544 is 3x slower here)."""
+    steps: int = 1500
+    batch_size: int = 8
+    lr: float = 4e-4
+    weight_decay: float = 0.05
+    seed: int = 0
+    flip: bool = True
+    """Random horizontal flips during training."""
+
+
+def panoptic_targets(
+    semantics: Int[Tensor, "H W"], instance: Int[Tensor, "H W"], class_set: ClassSet
+) -> Tuple[Float[Tensor, "n H W"], Int[Tensor, " n"]]:
+    """Mask2Former targets of one GT frame: one binary mask per stuff class present and per thing instance; void
+    pixels (``< 0``) belong to no mask. Thing pixels without an instance id are dropped too."""
+    masks: List[Tensor] = []
+    classes: List[int] = []
+    for c in torch.unique(semantics).tolist():
+        if c < 0 or c >= class_set.num_classes:
+            continue
+        region = semantics == c
+        if not class_set.isthing[c]:
+            masks.append(region)
+            classes.append(c)
+            continue
+        for h in torch.unique(instance[region]).tolist():
+            if h > 0:
+                masks.append(region & (instance == h))
+                classes.append(c)
+    h, w = semantics.shape
+    if not masks:
+        return torch.zeros(0, h, w), torch.zeros(0, dtype=torch.long)
+    return torch.stack(masks).float(), torch.tensor(classes, dtype=torch.long)
+
+
+def load_training_frames(
+    scenes: Sequence[Path], class_set: ClassSet
+) -> List[Tuple[np.ndarray, Tensor, Tensor]]:
+    """(RGB uint8 image, GT semantics, GT instance ids) of every frame (train and test) of the given scenes."""
+    from PIL import Image
+
+    frames = []
+    for scene in scenes:
+        meta = json.loads((scene / "transforms.json").read_text())
+        if meta.get("panoptic_classes", class_set.name) != class_set.name:
+            raise PliftDataError(f"class set '{meta.get('panoptic_classes')}' is not '{class_set.name}'", scene)
+        for frame in meta["frames"]:
+            if "gt_semantics_path" not in frame or "gt_instance_path" not in frame:
+                raise PliftDataError("frame has no GT labels to train a segmenter on", scene / frame["file_path"])
+            image = np.asarray(Image.open(scene / frame["file_path"]).convert("RGB"))
+            sem = torch.from_numpy(read_semantics(scene / frame["gt_semantics_path"], class_set).astype(np.int64))
+            inst = torch.from_numpy(read_label_png(scene / frame["gt_instance_path"]).astype(np.int64))
+            frames.append((image, sem, inst))
+    return frames
+
+
+def train_segmenter(
+    scenes: Sequence[Path],
+    output: Path,
+    config: Optional[SegmenterTrainConfig] = None,
+    class_set: Optional[ClassSet] = None,
+    device: str = "cpu",
+    progress: Optional[Callable[[int, float], None]] = None,
+) -> Path:
+    """Train a Mask2Former from random weights on the GT panoptic labels of ``scenes``; ``save_pretrained`` it to
+    ``output`` (written to a sibling temporary folder, then renamed). ``progress(step, loss)`` is called every step."""
+    from plift_ns.labels.tiny_model import make_tiny_mask2former
+
+    config = config or SegmenterTrainConfig()
+    class_set = class_set or load_class_set("scannet21")
+    frames = load_training_frames(scenes, class_set)
+    if not frames:
+        raise PliftDataError("no frames to train the segmenter on", Path(scenes[0]) if scenes else None)
+    h, w = frames[0][1].shape
+    model, processor = make_tiny_mask2former(
+        class_names=class_set.names, num_queries=config.num_queries, shortest_edge=min(h, w), longest_edge=max(h, w),
+        seed=config.seed, sharpen=False, width=config.width, depth=config.depth, decoder_layers=config.decoder_layers,
+        train_num_points=config.train_num_points,
+    )
+    pixels = processor(images=[f[0] for f in frames], return_tensors="pt")
+    pixel_values, pixel_mask = pixels["pixel_values"], pixels["pixel_mask"]
+    ph, pw = pixel_values.shape[-2:]
+    if (ph, pw) != (h, w) and not (ph >= h and pw >= w):
+        raise PliftDataError(f"the image processor resized {w}x{h} frames to {pw}x{ph}; use frames of one size")
+    targets = [panoptic_targets(sem, inst, class_set) for _, sem, inst in frames]
+
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps, pct_start=0.05)
+    generator = torch.Generator().manual_seed(config.seed)
+    for step in range(config.steps):
+        batch = torch.randint(len(frames), (config.batch_size,), generator=generator).tolist()
+        flips = (torch.rand(config.batch_size, generator=generator) < 0.5).tolist() if config.flip else [False] * len(batch)
+        values, masks, labels = [], [], []
+        for i, flip in zip(batch, flips):
+            mask, label = targets[i]
+            padded = torch.zeros(len(mask), ph, pw)
+            padded[:, :h, :w] = mask
+            value = pixel_values[i]
+            if flip:  # flip the valid region only, so padding stays bottom/right
+                value = value.clone()
+                value[:, :h, :w] = value[:, :h, :w].flip(-1)
+                padded[:, :h, :w] = padded[:, :h, :w].flip(-1)
+            values.append(value)
+            masks.append(padded.to(device))
+            labels.append(label.to(device))
+        out = model(
+            pixel_values=torch.stack(values).to(device), pixel_mask=pixel_mask[batch].to(device),
+            mask_labels=masks, class_labels=labels,
+        )
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        if progress is not None:
+            progress(step, float(out.loss))
+    model.eval().cpu()
+    output = Path(output)
+    tmp = output.with_name(output.name + f".tmp-{int(time.time())}")
+    model.save_pretrained(tmp)
+    processor.save_pretrained(tmp)
+    if output.exists():
+        import shutil
+
+        shutil.rmtree(output)
+    tmp.rename(output)
+    return output

@@ -1,0 +1,131 @@
+"""Benchmark pieces: Mask2Former targets and from-scratch training, label sources, time-to-quality, report tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from plift_ns.bench.cli import Quality, quality_markdown
+from plift_ns.bench.quality import relabel_scene, time_to_quality
+from plift_ns.bench.segmenter import SegmenterTrainConfig, panoptic_targets, train_segmenter
+from plift_ns.data.classes import load_class_set
+from plift_ns.data.label_io import read_label_png
+
+CLASSES = load_class_set("scannet21")
+
+
+def test_panoptic_targets_one_mask_per_stuff_class_and_thing_instance() -> None:
+    wall, floor, chair = CLASSES.index("wall"), CLASSES.index("floor"), CLASSES.index("chair")
+    assert not CLASSES.isthing[wall] and CLASSES.isthing[chair]
+    sem = torch.full((6, 8), wall)
+    sem[4:] = floor
+    sem[0:2, 0:2] = chair
+    sem[2:4, 5:8] = chair
+    sem[0, 7] = -1  # void
+    sem[5, 0] = chair  # a thing pixel without an instance id
+    inst = torch.zeros_like(sem)
+    inst[0:2, 0:2] = 7
+    inst[2:4, 5:8] = 3
+    inst[1, 4] = 9  # an instance id on a stuff pixel is ignored
+    masks, classes = panoptic_targets(sem, inst, CLASSES)
+    # Independent expectation, pixel by pixel.
+    expected = {}
+    for (y, x), c in np.ndenumerate(sem.numpy()):
+        if c < 0 or (CLASSES.isthing[c] and inst[y, x] <= 0):
+            continue
+        key = (int(c), int(inst[y, x]) if CLASSES.isthing[c] else 0)
+        expected.setdefault(key, set()).add((y, x))
+    got = {}
+    for mask, c in zip(masks, classes.tolist()):
+        pixels = {tuple(p) for p in torch.nonzero(mask > 0).tolist()}
+        h = {int(inst[p]) for p in pixels} if CLASSES.isthing[c] else {0}
+        assert len(h) == 1
+        got[(c, h.pop())] = pixels
+    assert got == expected
+    assert masks.sum(0).max() == 1  # disjoint
+
+
+def test_time_to_quality_first_point_reaching_95_percent() -> None:
+    curve = [
+        {"step": 100, "seconds": 10.0, "PQ_scene": 0.2},
+        {"step": 200, "seconds": 20.0, "PQ_scene": 0.38},
+        {"step": 300, "seconds": 30.0, "PQ_scene": 0.5},
+        {"step": 400, "seconds": 40.0, "PQ_scene": 0.4},
+    ]
+    assert time_to_quality(curve) == 20.0  # 0.38 >= 0.95 * 0.4
+    assert time_to_quality(curve, fraction=1.0) == 30.0
+    assert time_to_quality([]) is None
+
+
+def test_quality_markdown_deltas_against_full() -> None:
+    summary = {
+        "2D labels": {"mIoU": 0.5, "PQ_scene": 0.3, "PSNR": None},
+        "full": {"mIoU": 0.6, "PQ_scene": 0.4, "PSNR": 27.0, "train_s": 12.0},
+        "all off": {"mIoU": 0.55, "PQ_scene": 0.45, "PSNR": 26.5},
+    }
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in quality_markdown(summary).splitlines()[2:]}
+    assert rows["full"][0] == "60.0" and rows["2D labels"][0] == "50.0"
+    assert rows["2D labels"][6] == "-10.0"  # Δ mIoU vs full
+    assert rows["all off"][7] == "+5.0"  # Δ PQ^scene vs full
+    assert rows["full"][5] == "27.00" and rows["2D labels"][5] == "–"
+
+
+@pytest.fixture(scope="module")
+def trained_segmenter(tiny_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Mask2Former trained from scratch for a few steps on the tiny scene's GT (enough to exercise every path)."""
+    out = tmp_path_factory.mktemp("segmenter") / "m2f"
+    losses = []
+    config = SegmenterTrainConfig(width=16, depth=1, decoder_layers=1, num_queries=12, steps=6, batch_size=2, lr=1e-3)
+    train_segmenter([tiny_scene], out, config, progress=lambda step, loss: losses.append(loss))
+    assert len(losses) == 6 and all(np.isfinite(losses))
+    return out
+
+
+def test_trained_segmenter_is_a_plift_labels_checkpoint(trained_segmenter: Path, tiny_scene: Path, tmp_path: Path) -> None:
+    assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= {p.name for p in trained_segmenter.iterdir()}
+    assert json.loads((trained_segmenter / "config.json").read_text())["id2label"]["0"] == "wall"
+    scene = relabel_scene(tiny_scene, tmp_path / "relabelled", trained_segmenter, tta=False)
+    meta = json.loads((scene / "transforms.json").read_text())
+    changed = 0
+    for frame in meta["frames"]:
+        ours = read_label_png(scene / frame["semantics_path"])
+        simulated = read_label_png(tiny_scene / frame["semantics_path"])
+        assert ours.shape == simulated.shape
+        changed += int((ours != simulated).any())
+        with np.load(scene / frame["probabilities_path"], allow_pickle=False) as z:
+            assert z["probability"].shape[-1] == CLASSES.num_classes
+    assert changed > 0  # labels now come from the segmenter, not the simulator
+    assert (scene / "gt_semantics").is_dir()  # GT untouched
+
+
+def test_segmenter_training_needs_gt(scene_copy: Path, tmp_path: Path) -> None:
+    from plift_ns.errors import PliftDataError
+
+    meta = json.loads((scene_copy / "transforms.json").read_text())
+    del meta["frames"][0]["gt_semantics_path"]
+    (scene_copy / "transforms.json").write_text(json.dumps(meta))
+    with pytest.raises(PliftDataError, match="no GT labels"):
+        train_segmenter([scene_copy], tmp_path / "m2f", SegmenterTrainConfig(steps=1))
+    assert not (tmp_path / "m2f").exists()
+
+
+def test_quality_benchmark_end_to_end_two_label_sources(trained_segmenter: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    report = Quality(
+        preset="ci", variants=("full", "all off"), labels=("simulated", "mask2former-no-tta"), segmenter=trained_segmenter,
+        steps=6, num_scenes=1, device="cpu", output_dir=out,
+    ).main()
+    assert set(report["summary"]) == {"simulated", "mask2former-no-tta"}
+    for source in report["summary"].values():
+        assert set(source) == {"2D labels", "full", "all off"}
+        assert 0.0 <= source["full"]["mIoU"] <= 1.0
+    # The two sources give the lifted model different 2D labels to start from.
+    assert report["summary"]["simulated"]["2D labels"] != report["summary"]["mask2former-no-tta"]["2D labels"]
+    markdown = (out / "quality.md").read_text()
+    assert "## 2D labels: simulated" in markdown and "## 2D labels: mask2former-no-tta" in markdown
+    assert (out / "quality.png").stat().st_size > 1000
+    assert json.loads((out / "quality.json").read_text())["steps"] == 6
