@@ -71,8 +71,8 @@ def test_unbounded_field_renders_logits() -> None:
     assert not torch.allclose(out["semantics"].sum(-1), out["accumulation"][:, 0], atol=1e-3)
 
 
-def _density_grad_from_segmentation(stop: bool) -> float:
-    model = tiny_model(stop_semantic_gradients=stop, head_weight_threshold=0.0)
+def _density_grad_from_segmentation(stop: bool, **overrides) -> float:
+    model = tiny_model(stop_semantic_gradients=stop, head_weight_threshold=0.0, **overrides)
     model.train()
     out = forward(model, rays())
     target = torch.zeros_like(out["semantics"])
@@ -85,12 +85,26 @@ def _density_grad_from_segmentation(stop: bool) -> float:
     grads = [p.grad for p in model.field.density_encoding.parameters() if p.grad is not None]
     heads = [p.grad for p in model.field.semantic_mlp.parameters()]
     assert all(g is not None and g.abs().sum() > 0 for g in heads), "the heads must still learn"
+    colour = [p.grad for p in model.field.color_encoding.parameters()] + [p.grad for p in model.field.B.parameters()]
+    assert all(g is None or g.abs().sum() == 0 for g in colour), "segmentation losses never move colour"
     return float(sum(g.abs().sum() for g in grads)) if grads else 0.0
 
 
-def test_gradient_stop_leaves_density_untouched_by_segmentation_losses() -> None:
-    assert _density_grad_from_segmentation(stop=True) == 0.0
-    assert _density_grad_from_segmentation(stop=False) > 0.0
+@pytest.mark.parametrize("head_appearance", [False, True])
+def test_gradient_stop_leaves_density_untouched_by_segmentation_losses(head_appearance: bool) -> None:
+    assert _density_grad_from_segmentation(stop=True, head_appearance=head_appearance) == 0.0
+    assert _density_grad_from_segmentation(stop=False, head_appearance=head_appearance) > 0.0
+
+
+def test_heads_read_appearance_features_when_asked() -> None:
+    plain, with_appearance = tiny_model(), tiny_model(head_appearance=True)
+    positions = torch.rand(50, 3) * 2 - 1
+    assert plain.field.head_input(positions).shape[-1] == 3
+    features = with_appearance.field.head_input(positions)
+    assert features.shape[-1] == 3 + with_appearance.config.appearance_dim
+    with torch.no_grad():
+        with_appearance.field.color_encoding.plane_coef.add_(0.5)  # the colour grid changes → the heads' input changes
+    assert not torch.allclose(with_appearance.field.head_input(positions)[:, 3:], features[:, 3:])
 
 
 def test_training_renders_instances_only_for_ri_rays() -> None:

@@ -147,11 +147,12 @@ def train_segmenter(
         )
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
+        loss = out.loss.item()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         scheduler.step()
         if progress is not None:
-            progress(step, float(out.loss))
+            progress(step, loss)
     model.eval().cpu()
     output = Path(output)
     tmp = output.with_name(output.name + f".tmp-{int(time.time())}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from jaxtyping import Float
 from nerfstudio.data.scene_box import SceneBox
@@ -77,39 +75,23 @@ class PanopticField(TensoRFField):
         """TensoRF's appearance features (colour VM grid → B) at world positions."""
         return self.B(self.color_encoding(self.normalized_positions(positions)))
 
-    def rgb_from_appearance(
-        self, appearance: Float[Tensor, "*bs A"], directions: Float[Tensor, "*bs 3"]
-    ) -> Float[Tensor, "*bs 3"]:
-        """The colour of :meth:`TensoRFField.get_outputs` (no SH) from precomputed appearance features."""
-        out = self.mlp_head(  # type: ignore[misc]
-            torch.cat(
-                [appearance, directions, self.feature_encoding(appearance), self.direction_encoding(directions)], dim=-1
-            )
-        )
-        return self.field_output_rgb(out)
-
-    def head_input(
-        self, positions: Float[Tensor, "*bs 3"], appearance: Optional[Float[Tensor, "*bs A"]] = None
-    ) -> Float[Tensor, "*bs D"]:
+    def head_input(self, positions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs D"]:
         """The heads' input: normalised xyz (paper), optionally with a low-frequency encoding, a small VM grid and the
-        (detached) appearance features, all faster to fit than xyz alone."""
+        appearance features (without gradient: segmentation never moves colour), all faster to fit than xyz alone."""
         x = self.normalized_positions(positions)
         features = [x if self.head_encoding is None else self.head_encoding(x)]
         if self.head_grid is not None:
             features.append(self.head_grid(x))
         if self.head_appearance:
-            features.append((self.appearance(positions) if appearance is None else appearance).detach())
+            with torch.no_grad():
+                features.append(self.appearance(positions))
         return torch.cat(features, dim=-1)
 
-    def semantic_logits(
-        self, positions: Float[Tensor, "*bs 3"], appearance: Optional[Float[Tensor, "*bs A"]] = None
-    ) -> Float[Tensor, "*bs C"]:
-        return self.semantic_mlp(self.head_input(positions, appearance))
+    def semantic_logits(self, positions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs C"]:
+        return self.semantic_mlp(self.head_input(positions))
 
-    def instance_logits(
-        self, positions: Float[Tensor, "*bs 3"], appearance: Optional[Float[Tensor, "*bs A"]] = None
-    ) -> Float[Tensor, "*bs K"]:
-        return self.instance_mlp(self.head_input(positions, appearance))
+    def instance_logits(self, positions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs K"]:
+        return self.instance_mlp(self.head_input(positions))
 
     def upsample_grids(self, resolution: int) -> None:
         self.density_encoding.upsample_grid(resolution)  # type: ignore[operator]

@@ -78,6 +78,9 @@ class PanopticLiftingModelConfig(TensoRFModelConfig):
     consistency_loss_mult: float = 1.35
     instance_loss_start_step: int = 1000
     """Instance and consistency losses (and R_I rays) start here, after geometry has settled."""
+    consistency_loss_start_step: Optional[int] = None
+    """L_con starts here instead (None: with the instance loss). Its target is the majority of the model's own
+    predictions, so starting it before the semantic field is accurate locks small classes into their neighbours."""
     head_weight_threshold: float = 1e-4
     """Evaluate the semantic/instance heads only on samples whose rendering weight exceeds this (0: all samples)."""
     near_plane: float = 0.01
@@ -186,7 +189,7 @@ class PanopticLiftingModel(TensoRFModel):
 
     def _render_head(
         self, head: str, positions: Float[Tensor, "M 3"], keep: Bool[Tensor, "N S"], weights: Float[Tensor, "N S 1"],
-        bounded: bool, appearance: Optional[Float[Tensor, "M A"]] = None,
+        bounded: bool,
     ) -> Float[Tensor, "N D"]:
         """Σ_i w_i softmax(f(x_i)) (bounded field) or Σ_i w_i f(x_i) (logits) over the kept samples of each ray."""
         if head == "semantic":
@@ -195,7 +198,7 @@ class PanopticLiftingModel(TensoRFModel):
             mlp, width = self.field.instance_logits, self.config.num_surrogate_ids
         if positions.shape[0] == 0:  # no sample carries weight (e.g. a view of empty space)
             return weights.new_zeros((keep.shape[0], width))
-        values = mlp(positions, appearance)
+        values = mlp(positions)
         if bounded:
             values = torch.softmax(values, dim=-1)
         return (weights * self._scatter(values, keep)).sum(dim=-2)
@@ -210,11 +213,8 @@ class PanopticLiftingModel(TensoRFModel):
         density = self.field.get_density(ray_samples)
         weights = ray_samples.get_weights(density)
         keep = self._significant(weights)
-        positions = ray_samples.frustums.get_positions()
-        appearance = self.field.appearance(positions[keep])
         if keep.any():
-            rgb = self.field.rgb_from_appearance(appearance, ray_samples.frustums.directions[keep])
-            rgb_samples = self._scatter(rgb, keep)
+            rgb_samples = self._scatter(self.field.get_outputs(ray_samples[keep]), keep)
         else:  # no sample carries weight (e.g. a view of empty space)
             rgb_samples = weights.new_zeros((*keep.shape, 3))
         rgb = self.renderer_rgb(rgb=rgb_samples, weights=weights)
@@ -224,8 +224,9 @@ class PanopticLiftingModel(TensoRFModel):
             "depth": self.renderer_depth(weights, ray_samples),
         }
         seg_weights = weights.detach() if self.config.stop_semantic_gradients else weights
+        positions = ray_samples.frustums.get_positions()
         outputs["semantics"] = self._render_head(
-            "semantic", positions[keep], keep, seg_weights, self.config.bounded_semantics, appearance
+            "semantic", positions[keep], keep, seg_weights, self.config.bounded_semantics
         )
         instance_keep = keep
         if self.training:
@@ -234,8 +235,7 @@ class PanopticLiftingModel(TensoRFModel):
                 return outputs
             instance_keep = keep & ray_bundle.metadata["instance_ray"][:, :1]
         outputs["instance"] = self._render_head(
-            "instance", positions[instance_keep], instance_keep, seg_weights, self.config.bounded_instances,
-            appearance[instance_keep[keep]],
+            "instance", positions[instance_keep], instance_keep, seg_weights, self.config.bounded_instances
         )
         if not self.training:
             outputs.update(self.colormaps(outputs["semantics"], outputs["instance"]))
@@ -285,7 +285,8 @@ class PanopticLiftingModel(TensoRFModel):
             loss_dict["instance_loss"] = cfg.instance_loss_mult * losses.instance_loss(
                 outputs["instance"][n:], batch["instance"][n:], confidence[n:], from_logits=not cfg.bounded_instances
             )
-            if cfg.use_segment_consistency:
+            consistency_from = cfg.instance_loss_start_step if cfg.consistency_loss_start_step is None else cfg.consistency_loss_start_step
+            if cfg.use_segment_consistency and self.step >= consistency_from:
                 segments = losses.panoptic_segment_ids(sem_labels[n:], batch["instance"][n:], self.thing_mask, -1)
                 loss_dict["consistency_loss"] = cfg.consistency_loss_mult * losses.segment_consistency_loss(
                     outputs["semantics"][n:], segments, confidence[n:], from_logits=from_logits
