@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from nerfstudio.configs.base_config import ViewerConfig
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
 from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
@@ -14,6 +13,7 @@ from nerfstudio.plugins.types import MethodSpecification
 
 from plift_ns import checkpoints
 from plift_ns.data.datamanager import PanopticDataManagerConfig
+from plift_ns.devices import default_device
 from plift_ns.models.panoptic_lifting import PanopticLiftingModelConfig
 
 checkpoints.allow_trusted_checkpoints()
@@ -29,11 +29,6 @@ class PanopticTrainerConfig(TrainerConfig):
             if scheduler is not None and hasattr(scheduler, "max_steps"):
                 scheduler.max_steps = self.max_num_iterations
         return super().setup(**kwargs)
-
-
-def default_device() -> str:
-    """CUDA when available, else CPU."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _optimizers(max_steps: int, grid_lr: float, head_lr: float = 5e-4) -> dict:
@@ -113,7 +108,7 @@ def panoptic_lifting_small_trainer(max_steps: int = 3000) -> TrainerConfig:
 def _machine():
     from nerfstudio.configs.base_config import MachineConfig
 
-    return MachineConfig(device_type=default_device())  # type: ignore[arg-type]
+    return MachineConfig(device_type=default_device().type)  # type: ignore[arg-type]
 
 
 panoptic_lifting = MethodSpecification(

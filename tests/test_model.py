@@ -162,5 +162,10 @@ def test_loss_dict_schedule() -> None:
     assert set(model.get_loss_dict(out, batch)) == {"rgb_loss", "l1_reg", "semantic_loss"}
     model.step = 5
     assert {"instance_loss", "consistency_loss"} <= set(model.get_loss_dict(out, batch))
+    model.config.consistency_loss_start_step = 8
+    assert "consistency_loss" not in model.get_loss_dict(out, batch)
+    assert "instance_loss" in model.get_loss_dict(out, batch)
+    model.step = 8
+    assert "consistency_loss" in model.get_loss_dict(out, batch)
     model.config.use_segment_consistency = False
     assert "consistency_loss" not in model.get_loss_dict(out, batch)

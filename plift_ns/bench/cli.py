@@ -19,6 +19,7 @@ from typing_extensions import Annotated
 
 from plift_ns.bench.quality import VARIANTS
 from plift_ns.bench.speed import METHODS, measure
+from plift_ns.devices import default_device
 
 CONSOLE = Console(width=140)
 SPEED_PRESETS = {"ci": ("demo", 8, 3), "full": ("bench", 30, 5)}
@@ -55,7 +56,7 @@ class Speed:
 
     def main(self) -> List[Dict[str, Any]]:
         scene_preset, steps, warmup = SPEED_PRESETS[self.preset]
-        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = self.device or default_device().type
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
             scene = ensure_scene(self.scene, scene_preset, work)
@@ -141,7 +142,7 @@ class Quality:
         steps = self.steps or steps
         num_scenes = self.num_scenes or num_scenes
         eval_every = min(eval_every, steps)
-        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = self.device or default_device().type
         unknown = [v for v in self.variants if v not in VARIANTS]
         if unknown:
             raise SystemExit(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
@@ -214,7 +215,7 @@ class Segmenter:
         from plift_ns.bench.segmenter import SegmenterTrainConfig, train_segmenter
         from plift_ns.synthetic import generate_scene, preset
 
-        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = self.device or default_device().type
         with tempfile.TemporaryDirectory() as tmp, Progress(console=CONSOLE) as progress:
             scenes = []
             for i in range(self.num_scenes):

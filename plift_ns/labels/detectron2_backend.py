@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from plift_ns.devices import default_device
 from plift_ns.errors import PliftDataError
-from plift_ns.labels.hf_backend import default_device
 from plift_ns.labels.protocol import QueryPrediction
 
 MISSING_MESSAGE = "detectron2 is not installed; use the transformers backend (default)"

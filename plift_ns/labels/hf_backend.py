@@ -25,22 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from plift_ns.devices import default_device
 from plift_ns.errors import PliftDataError
 from plift_ns.labels.protocol import QueryPrediction
 
 logger = logging.getLogger(__name__)
 
 SUPPORTED_MODEL_TYPES = ("mask2former", "maskformer", "oneformer", "eomt", "eomt_dinov3")
-
-
-def default_device() -> torch.device:
-    """CUDA when available, then Apple MPS, else CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def hub_offline() -> bool:
@@ -82,7 +73,7 @@ class HFQuerySegmenter:
         local_files_only: bool = False,
     ) -> None:
         self.model_id = str(model)
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = torch.device(device) if device is not None else default_device(allow_mps=True)
         self.batch_size = max(1, int(batch_size))
         self.model, self.processor = self._load(self.model_id, local_files_only or hub_offline())
         self.model.to(self.device).eval()
