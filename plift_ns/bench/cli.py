@@ -107,7 +107,7 @@ def print_speed(results: List[Dict[str, Any]]) -> None:
     CONSOLE.print(table)
 
 
-QUALITY_PRESETS = {"ci": ("tiny", 1, 300, 100), "full": ("bench", 3, 4000, 500)}
+QUALITY_PRESETS = {"ci": ("tiny", 1, 300, 100), "medium": ("demo", 1, 1500, 500), "full": ("bench", 3, 4000, 500)}
 """preset → (scene preset, number of scenes, training steps, evaluation interval)."""
 HEADLINE = ("mIoU", "PQ_scene", "SQ_scene", "RQ_scene", "PQ", "PSNR")
 
@@ -117,7 +117,8 @@ class Quality:
     """2D labels vs the lifted model vs the paper's Table 2 ablations, on generated scenes whose 2D labels are the
     simulated machine labels (TTA-like confidences) and/or the predictions of a from-scratch Mask2Former."""
 
-    preset: Literal["ci", "full"] = "ci"
+    preset: Literal["ci", "medium", "full"] = "ci"
+    """ci: one tiny scene, 300 steps (minutes); medium: one demo scene, 1500 steps; full: three bench scenes, 4000."""
     variants: Tuple[str, ...] = tuple(VARIANTS)
     labels: Tuple[Literal["simulated", "mask2former", "mask2former-no-tta"], ...] = ("simulated",)
     """2D label sources to lift (mask2former: plift-labels with TTA; mask2former-no-tta: one pass per image)."""

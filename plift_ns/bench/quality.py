@@ -16,7 +16,7 @@ from plift_ns.config import panoptic_lifting_small_trainer
 from plift_ns.eval.cli import evaluate_pipeline
 
 VARIANTS: Dict[str, Dict[str, bool]] = {
-    "full": {},
+    "full": {"use_segment_consistency": True},
     "no segment consistency": {"use_segment_consistency": False},
     "no TTA confidences": {"use_tta_confidence": False},
     "unbounded logits": {"bounded_semantics": False, "bounded_instances": False},
