@@ -107,8 +107,24 @@ def print_speed(results: List[Dict[str, Any]]) -> None:
     CONSOLE.print(table)
 
 
-QUALITY_PRESETS = {"ci": ("tiny", 1, 300, 100), "medium": ("demo", 1, 1500, 500), "full": ("bench", 3, 4000, 500)}
-"""preset → (scene preset, number of scenes, training steps, evaluation interval)."""
+@dataclass(frozen=True)
+class QualityPreset:
+    scene_preset: str
+    num_scenes: int
+    steps: int
+    eval_every: int
+    variants: Tuple[str, ...]
+    scene_size: Optional[Tuple[int, int, int, int]] = None
+    """(width, height, train views, test views) overriding the scene preset's."""
+
+
+QUALITY_PRESETS = {
+    "ci": QualityPreset("demo", 1, 800, 400, ("full", "no segment consistency", "all off"), (96, 72, 48, 8)),
+    "medium": QualityPreset("demo", 1, 1500, 500, tuple(VARIANTS)),
+    "full": QualityPreset("bench", 3, 4000, 500, tuple(VARIANTS)),
+}
+"""ci: minutes on 2 CPU cores (a smoke run: 800 steps are too few to beat the labels); medium: one demo scene;
+full: three bench scenes (hours on a CPU)."""
 HEADLINE = ("mIoU", "PQ_scene", "SQ_scene", "RQ_scene", "PQ", "PSNR")
 
 
@@ -118,8 +134,10 @@ class Quality:
     simulated machine labels (TTA-like confidences) and/or the predictions of a from-scratch Mask2Former."""
 
     preset: Literal["ci", "medium", "full"] = "ci"
-    """ci: one tiny scene, 300 steps (minutes); medium: one demo scene, 1500 steps; full: three bench scenes, 4000."""
-    variants: Tuple[str, ...] = tuple(VARIANTS)
+    """ci: one small scene, 800 steps, 3 variants (minutes); medium: one demo scene, 1500 steps; full: three bench
+    scenes, 4000 steps (see QUALITY_PRESETS)."""
+    variants: Optional[Tuple[str, ...]] = None
+    """Table 2 variants to train (default: the preset's); choose from plift_ns.bench.quality.VARIANTS."""
     labels: Tuple[Literal["simulated", "mask2former", "mask2former-no-tta"], ...] = ("simulated",)
     """2D label sources to lift (mask2former: plift-labels with TTA; mask2former-no-tta: one pass per image)."""
     segmenter: Optional[Path] = None
@@ -139,16 +157,17 @@ class Quality:
         from plift_ns.bench.quality import relabel_scene, time_to_quality, train_variant
         from plift_ns.synthetic import generate_scene, preset
 
-        scene_preset, num_scenes, steps, eval_every = QUALITY_PRESETS[self.preset]
-        steps = self.steps or steps
-        num_scenes = self.num_scenes or num_scenes
-        eval_every = min(eval_every, steps)
+        chosen = QUALITY_PRESETS[self.preset]
+        scene_preset, variants = chosen.scene_preset, self.variants or chosen.variants
+        steps = self.steps or chosen.steps
+        num_scenes = self.num_scenes or chosen.num_scenes
+        eval_every = min(chosen.eval_every, steps)
         device = self.device or default_device().type
-        unknown = [v for v in self.variants if v not in VARIANTS]
+        unknown = [v for v in variants if v not in VARIANTS]
         if unknown:
             raise SystemExit(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
         runs: Dict[str, Dict[str, List[Dict[str, Any]]]] = {
-            source: {name: [] for name in ("2D labels", *self.variants)} for source in self.labels
+            source: {name: [] for name in ("2D labels", *variants)} for source in self.labels
         }
         with tempfile.TemporaryDirectory() as tmp, Progress(console=CONSOLE) as progress:
             segmenter = self.segmenter
@@ -158,6 +177,8 @@ class Quality:
                 config = preset(scene_preset)
                 config.seed = self.first_seed + i
                 config.noise.tta_like = True
+                if chosen.scene_size is not None:
+                    config.width, config.height, config.num_train, config.num_test = chosen.scene_size
                 base = generate_scene(config, Path(tmp) / f"scene-{i}")
                 for source in self.labels:
                     scene = base
@@ -166,7 +187,7 @@ class Quality:
                         task = progress.add_task(f"scene {i + 1}/{num_scenes}: plift-labels ({source})", total=None)
                         scene = relabel_scene(base, Path(tmp) / f"scene-{i}-{source}", segmenter, tta=source == "mask2former")
                         progress.update(task, total=1, completed=1)
-                    for name in self.variants:
+                    for name in variants:
                         task = progress.add_task(f"scene {i + 1}/{num_scenes} ({source}): {name}", total=steps)
                         result = train_variant(
                             scene, VARIANTS[name], steps, eval_every, device,
@@ -176,7 +197,7 @@ class Quality:
                             {**_headline(result.metrics), "train_s": result.train_seconds,
                              "time_to_95pct_PQ_scene_s": time_to_quality(result.curve), "curve": result.curve}
                         )
-                        if name == self.variants[0]:
+                        if name == variants[0]:
                             runs[source]["2D labels"].append(_headline(result.labels_2d))
         summary = {source: {name: _mean(rows) for name, rows in by_name.items()} for source, by_name in runs.items()}
         report = {"machine": machine_description(), "preset": self.preset, "steps": steps, "scenes": num_scenes,
