@@ -128,4 +128,6 @@ def test_quality_benchmark_end_to_end_two_label_sources(trained_segmenter: Path,
     markdown = (out / "quality.md").read_text()
     assert "## 2D labels: simulated" in markdown and "## 2D labels: mask2former-no-tta" in markdown
     assert (out / "quality.png").stat().st_size > 1000
-    assert json.loads((out / "quality.json").read_text())["steps"] == 6
+    saved = json.loads((out / "quality.json").read_text())
+    assert saved["steps"] == 6 and saved["complete"] is True
+    assert "INCOMPLETE" not in markdown

@@ -199,21 +199,34 @@ class Quality:
                         )
                         if name == variants[0]:
                             runs[source]["2D labels"].append(_headline(result.labels_2d))
+                        # Rewritten after every run, so a long benchmark that is stopped keeps what it measured.
+                        self._write(runs, steps, num_scenes, scene_preset, segmenter, complete=False)
+        report = self._write(runs, steps, num_scenes, scene_preset, segmenter, complete=True)
+        for source, rows in report["summary"].items():
+            print_markdown_table(quality_markdown(rows), f"plift-bench quality, 2D labels: {source} (percent; PSNR in dB)")
+        CONSOLE.print(f"Wrote {self.output_dir}/quality.json, quality.md, quality.png")
+        return report
+
+    def _write(
+        self, runs: Dict[str, Dict[str, List[Dict[str, Any]]]], steps: int, num_scenes: int, scene_preset: str,
+        segmenter: Optional[Path], complete: bool,
+    ) -> Dict[str, Any]:
+        """quality.json and quality.md (and, once complete, quality.png) from the runs so far."""
         summary = {source: {name: _mean(rows) for name, rows in by_name.items()} for source, by_name in runs.items()}
+        done = max((len(rows) for by_name in runs.values() for rows in by_name.values()), default=0)
         report = {"machine": machine_description(), "preset": self.preset, "steps": steps, "scenes": num_scenes,
                   "scene_preset": scene_preset, "segmenter": None if segmenter is None else str(segmenter),
-                  "summary": summary, "runs": runs}
+                  "complete": complete, "summary": summary, "runs": runs}
         self.output_dir.mkdir(parents=True, exist_ok=True)
         (self.output_dir / "quality.json").write_text(json.dumps(report, indent=2, default=float))
         sections = [f"## 2D labels: {source}\n\n{quality_markdown(rows)}" for source, rows in summary.items()]
+        status = "" if complete else f" — INCOMPLETE: {done} of {num_scenes} scene(s) so far"
         (self.output_dir / "quality.md").write_text(
             f"# Quality ({date.today()}, preset {self.preset}: {num_scenes} '{scene_preset}' scene(s), {steps} steps; "
-            f"{machine_description()})\n\n" + "\n\n".join(sections) + "\n"
+            f"{machine_description()}){status}\n\n" + "\n\n".join(sections) + "\n"
         )
-        quality_plot(summary, self.output_dir / "quality.png")
-        for source, rows in summary.items():
-            print_markdown_table(quality_markdown(rows), f"plift-bench quality, 2D labels: {source} (percent; PSNR in dB)")
-        CONSOLE.print(f"Wrote {self.output_dir}/quality.json, quality.md, quality.png")
+        if complete:
+            quality_plot(summary, self.output_dir / "quality.png")
         return report
 
 
