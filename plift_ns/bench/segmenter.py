@@ -117,7 +117,7 @@ def train_segmenter(
     pixels = processor(images=[f[0] for f in frames], return_tensors="pt")
     pixel_values, pixel_mask = pixels["pixel_values"], pixels["pixel_mask"]
     ph, pw = pixel_values.shape[-2:]
-    if (ph, pw) != (h, w) and not (ph >= h and pw >= w):
+    if ph < h or pw < w:
         raise PliftDataError(f"the image processor resized {w}x{h} frames to {pw}x{ph}; use frames of one size")
     targets = [panoptic_targets(sem, inst, class_set) for _, sem, inst in frames]
 

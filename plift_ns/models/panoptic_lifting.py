@@ -285,8 +285,7 @@ class PanopticLiftingModel(TensoRFModel):
             loss_dict["instance_loss"] = cfg.instance_loss_mult * losses.instance_loss(
                 outputs["instance"][n:], batch["instance"][n:], confidence[n:], from_logits=not cfg.bounded_instances
             )
-            consistency_from = cfg.instance_loss_start_step if cfg.consistency_loss_start_step is None else cfg.consistency_loss_start_step
-            if cfg.use_segment_consistency and self.step >= consistency_from:
+            if cfg.use_segment_consistency and self.step >= (cfg.consistency_loss_start_step or 0):
                 segments = losses.panoptic_segment_ids(sem_labels[n:], batch["instance"][n:], self.thing_mask, -1)
                 loss_dict["consistency_loss"] = cfg.consistency_loss_mult * losses.segment_consistency_loss(
                     outputs["semantics"][n:], segments, confidence[n:], from_logits=from_logits
