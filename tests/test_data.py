@@ -198,3 +198,112 @@ def test_scene_without_probabilities_uses_one_hot(scene_copy: Path) -> None:
     _, batch = dm.next_train(0)
     assert "probability" not in batch
     assert torch.equal(batch["confidence"], (batch["semantics"] >= 0).float())
+
+
+# ------------------------------------------------------------------------------------------------ reliability
+
+
+def test_instance_ids_on_stuff_and_void_pixels_are_not_trained(scene_copy: Path, capsys) -> None:
+    """User-made label files often carry ids on stuff segments: those pixels must not become instances."""
+    meta = json.loads((scene_copy / "transforms.json").read_text())
+    frame = next(f for f in meta["frames"] if f["file_path"] in meta["train_filenames"])
+    sem = np.asarray(Image.open(scene_copy / frame["semantics_path"])).copy()
+    inst_path = scene_copy / frame["instance_path"]
+    from plift_ns.data.classes import load_class_set
+
+    classes = load_class_set(meta["panoptic_classes"], scene_copy)
+    stuff = ~np.asarray(classes.isthing)[np.clip(sem, 0, classes.num_classes - 1)] | (sem == classes.void_id)
+    assert stuff.any()
+    Image.fromarray(np.full(sem.shape, 77, dtype=np.uint16)).save(inst_path)  # id 77 everywhere
+    dm = datamanager(scene_copy)
+    c = dm.train_dataset.image_filenames.index(scene_copy / frame["file_path"])
+    stored = dm.train_labels.instance[c].numpy()
+    assert np.all(stored[stuff] == 0), "stuff/void pixels must have no instance id"
+    assert np.all(stored[~stuff] == 77), "thing pixels keep their id"
+    assert "instance ids on stuff or void pixels were ignored in 1 of" in capsys.readouterr().out
+
+
+def test_train_list_without_test_list_never_tests_on_training_frames(scene_copy: Path) -> None:
+    meta = json.loads((scene_copy / "transforms.json").read_text())
+    train_names = meta["train_filenames"][:9]
+    edit_transforms(scene_copy, lambda m: (m.pop("test_filenames"), m.update(train_filenames=train_names)))
+    train = {p.name for p in parse(scene_copy, "train").image_filenames}
+    test = {p.name for p in parse(scene_copy, "test").image_filenames}
+    assert len(train) == 9 and not train & test
+    assert len(train | test) == len(meta["frames"]), "every frame not listed for training is a test frame"
+
+
+def test_test_list_alone_trains_on_the_rest(scene_copy: Path) -> None:
+    meta = json.loads((scene_copy / "transforms.json").read_text())
+    test_names = meta["test_filenames"]
+    edit_transforms(scene_copy, lambda m: m.pop("train_filenames"))
+    train = {p.name for p in parse(scene_copy, "train").image_filenames}
+    assert len(train) == len(meta["frames"]) - len(test_names)
+    assert not train & {Path(n).name for n in test_names}
+
+
+def test_every_frame_in_train_list_and_no_test_list(scene_copy: Path) -> None:
+    edit_transforms(
+        scene_copy, lambda m: (m.pop("test_filenames"), m.update(train_filenames=[f["file_path"] for f in m["frames"]]))
+    )
+    with pytest.raises(PliftDataError, match="'test' split has no frames: every frame is listed"):
+        parse(scene_copy, "test")
+
+
+@pytest.mark.parametrize("key", ["file_path", "semantics_path", "probabilities_path"])
+@pytest.mark.parametrize("escape", ["../outside.png", "images/../../outside.png", "/etc/passwd"])
+def test_paths_must_stay_inside_the_scene_folder(scene_copy: Path, key: str, escape: str) -> None:
+    # a perfectly valid file outside the scene must not be used either
+    src = scene_copy / json.loads((scene_copy / "transforms.json").read_text())["frames"][0][key]
+    outside = scene_copy.parent / "outside.png"
+    outside.write_bytes(src.read_bytes())
+    edit_transforms(scene_copy, lambda m: m["frames"][0].update({key: escape}))
+    with pytest.raises(PliftDataError, match="outside the scene folder") as err:
+        parse(scene_copy)
+    assert escape in str(err.value) and "transforms.json" in str(err.value)
+
+
+def test_truncated_image_is_named(scene_copy: Path) -> None:
+    meta = json.loads((scene_copy / "transforms.json").read_text())
+    frame = next(f for f in meta["frames"] if f["file_path"] in meta["train_filenames"])
+    victim = scene_copy / frame["file_path"]
+    jpeg = victim.with_suffix(".jpg")
+    Image.open(victim).convert("RGB").save(jpeg, quality=95)
+    victim.write_bytes(jpeg.read_bytes()[: jpeg.stat().st_size // 2])  # a truncated JPEG (PIL reads by content)
+    jpeg = victim
+    with pytest.raises(PliftDataError, match=jpeg.name) as err:
+        datamanager(scene_copy)
+    assert "cannot decode image" in str(err.value)
+
+
+def test_compact_distributions_match_the_files(tiny_scene: Path) -> None:
+    """Training targets from the compact store equal the files' distributions up to quantisation and the top-k tail."""
+    dm = datamanager(tiny_scene, rays_semantic=512, rays_instance=0)
+    _, batch = dm.next_train(0)
+    c, y, x = batch["indices"].unbind(-1)
+    for i in range(20):
+        name = dm.train_dataset.image_filenames[int(c[i])].stem
+        with np.load(tiny_scene / "probabilities" / f"{name}.npz") as npz:
+            prob = npz["probability"][int(y[i]), int(x[i])].astype(np.float32)
+            conf = float(npz["confidence"][int(y[i]), int(x[i])])
+        got = batch["probability"][i].numpy()
+        top = np.argsort(prob)[::-1][:3]
+        np.testing.assert_allclose(got[top], prob[top], atol=0.01)
+        assert got.argmax() == prob.argmax()
+        assert abs(float(batch["confidence"][i]) - conf) <= 0.5 / 255 + 1e-3
+    assert torch.allclose(batch["probability"].sum(-1), torch.ones(512), atol=1e-5)
+
+
+def test_loading_never_reads_ground_truth(tiny_scene: Path, monkeypatch) -> None:
+    """GT files are read only when an evaluation view is requested, never while loading the training views."""
+    from plift_ns.data.dataset import PanopticDataset
+
+    calls = []
+    original = PanopticDataset.read_ground_truth
+    monkeypatch.setattr(PanopticDataset, "read_ground_truth", lambda self, *a: calls.append(a) or original(self, *a))
+    dm = datamanager(tiny_scene)
+    dm.next_train(0)
+    dm.next_eval(0)
+    assert calls == []
+    _, batch = dm.next_eval_image(0)
+    assert "gt_semantics" in batch and len(calls) == 1

@@ -169,3 +169,14 @@ def test_loss_dict_schedule() -> None:
     assert "consistency_loss" in model.get_loss_dict(out, batch)
     model.config.use_segment_consistency = False
     assert "consistency_loss" not in model.get_loss_dict(out, batch)
+
+
+def test_consistency_start_before_instance_start_is_refused() -> None:
+    """L_con reads R_I rays, which only exist from the instance-loss start: an earlier L_con start cannot apply."""
+    from plift_ns.errors import PliftConfigError
+
+    with pytest.raises(PliftConfigError, match="consistency-loss-start-step 3 is earlier"):
+        tiny_model(instance_loss_start_step=5, consistency_loss_start_step=3)
+    assert tiny_model(instance_loss_start_step=5, consistency_loss_start_step=5) is not None
+    # without segment consistency the start step is irrelevant
+    assert tiny_model(instance_loss_start_step=5, consistency_loss_start_step=3, use_segment_consistency=False)

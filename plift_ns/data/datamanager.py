@@ -15,6 +15,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import Tensor
 
+from plift_ns.data.compact import TopKDistributions
 from plift_ns.data.dataparser import PanopticDataParserConfig
 from plift_ns.data.dataset import PanopticDataset
 from plift_ns.errors import PliftDataError
@@ -34,50 +35,66 @@ class PanopticDataManagerConfig(VanillaDataManagerConfig):
 
 
 class TrainingLabels:
-    """All training images and labels held as compact tensors, for fast per-pixel sampling."""
+    """Every image and label of a split held as compact tensors for fast per-pixel sampling: uint8 colour, uint8 class
+    ids (void 255), int16 instance ids, uint8 confidence and top-k class distributions (:class:`TopKDistributions`);
+    ground truth is never read here."""
 
-    def __init__(self, dataset: PanopticDataset, device: Union[torch.device, str], description: str) -> None:
+    def __init__(
+        self, dataset: PanopticDataset, device: Union[torch.device, str], description: str, probabilities: bool = True
+    ) -> None:
         n = len(dataset)
-        first = dataset.get_data(0, image_type="uint8")
-        h, w = first["image"].shape[:2]
+        h, w = dataset.get_image_uint8(0).shape[:2]
         self.num_images, self.height, self.width = n, h, w
+        self.void = 255 if dataset.class_set.num_classes < 255 else -1
         self.image = torch.empty((n, h, w, 3), dtype=torch.uint8)
-        self.semantics = torch.empty((n, h, w), dtype=torch.int16)
-        self.instance = torch.empty((n, h, w), dtype=torch.int32)
-        self.confidence = torch.empty((n, h, w), dtype=torch.float16)
-        self.probability: Optional[Tensor] = None
+        self.semantics = torch.empty((n, h, w), dtype=torch.uint8 if self.void == 255 else torch.int16)
+        self.instance = torch.empty((n, h, w), dtype=torch.int16)
+        self.confidence = torch.empty((n, h, w), dtype=torch.uint8)
+        self.probability: Optional[TopKDistributions] = None
         with Progress(
             TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=CONSOLE
         ) as progress:
             for i in progress.track(range(n), total=n):
-                data = first if i == 0 else dataset.get_data(i, image_type="uint8")
-                if data["image"].shape[:2] != (h, w):
+                image = dataset.get_image_uint8(i)
+                if image.shape[:2] != (h, w):
                     raise PliftDataError(
-                        f"image size {tuple(data['image'].shape[:2])} differs from the first frame's {(h, w)}; "
+                        f"image size {tuple(image.shape[:2])} differs from the first frame's {(h, w)}; "
                         "all frames must share one resolution",
                         dataset.image_filenames[i],
                     )
-                self.image[i] = data["image"][..., :3]
-                self.semantics[i] = data["semantics"]
+                data = dataset.read_labels(i, (h, w), probabilities=probabilities)
+                self.image[i] = image[..., :3]
+                sem = data["semantics"]
+                self.semantics[i] = torch.where(sem < 0, self.void, sem)
+                if int(data["instance"].max()) > torch.iinfo(self.instance.dtype).max:
+                    self.instance = self.instance.to(torch.int32)
                 self.instance[i] = data["instance"]
-                self.confidence[i] = data["confidence"]
+                self.confidence[i] = data["confidence"].clamp(0, 1).mul(255).round_()
                 if "probability" in data:
                     if self.probability is None:
-                        self.probability = torch.empty((n, h, w, data["probability"].shape[-1]), dtype=torch.float16)
-                    self.probability[i] = data["probability"]
+                        self.probability = TopKDistributions((n, h, w), data["probability"].shape[-1])
+                    self.probability.store(i, data["probability"])
         self.device = device
+        dropped = dataset.frames_with_stuff_instances
+        if dropped:
+            first = dataset.image_filenames[min(dropped)]
+            CONSOLE.print(
+                f"[yellow]note:[/] instance ids on stuff or void pixels were ignored in {len(dropped)} of {n} frames "
+                f"({sum(dropped.values())} pixels; first: {first.name}): instance ids belong to thing classes only."
+            )
 
     def gather(self, indices: Int[Tensor, "N 3"]) -> Dict[str, Tensor]:
         """Batch entries for pixel ``indices`` = (image, y, x)."""
         c, y, x = indices.unbind(-1)
+        semantics = self.semantics[c, y, x].long()
         batch = {
             "image": self.image[c, y, x].float().div_(255.0),
-            "semantics": self.semantics[c, y, x].long(),
+            "semantics": torch.where(semantics == self.void, -1, semantics),
             "instance": self.instance[c, y, x].long(),
-            "confidence": self.confidence[c, y, x].float(),
+            "confidence": self.confidence[c, y, x].float().div_(255.0),
         }
         if self.probability is not None:
-            batch["probability"] = self.probability[c, y, x].float()
+            batch["probability"] = self.probability.gather(c, y, x)
         return {k: v.to(self.device) for k, v in batch.items()}
 
     def sample_all(self, n: int, generator: Optional[torch.Generator] = None) -> Int[Tensor, "n 3"]:
@@ -120,12 +137,13 @@ class PanopticDataManager(VanillaDataManager[PanopticDataset]):
         return self.train_dataset.class_set
 
     def setup_train(self) -> None:
+        self.train_dataset.load_ground_truth = False
         self.train_labels = TrainingLabels(self.train_dataset, self.device, "Loading training views")
         self.train_ray_generator = RayGenerator(self.train_dataset.cameras.to(self.device))
 
     def setup_eval(self) -> None:
         self.eval_dataset.load_probabilities = False
-        self.eval_labels = TrainingLabels(self.eval_dataset, self.device, "Loading evaluation views")
+        self.eval_labels = TrainingLabels(self.eval_dataset, self.device, "Loading evaluation views", probabilities=False)
         self.eval_ray_generator = RayGenerator(self.eval_dataset.cameras.to(self.device))
         self.fixed_indices_eval_dataloader = FixedIndicesEvalDataloader(
             input_dataset=self.eval_dataset, device=self.device, num_workers=0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional, Type
@@ -93,6 +94,9 @@ class PanopticDataParser(DataParser):
             for key in LABEL_KEYS:
                 if key not in f:
                     raise PliftDataError(f"frame {i} ({names[i]}) lacks '{key}'", meta_path)
+            for key in ("file_path",) + LABEL_KEYS + OPTIONAL_KEYS:
+                if key in f:
+                    scene_file(base, f[key], key, meta_path)
         indices = self._split_indices(meta, names, split, meta_path)
         frames = [frames[i] for i in indices]
 
@@ -110,9 +114,9 @@ class PanopticDataParser(DataParser):
             if not all(present):
                 missing = next(f["file_path"] for f in frames if key not in f)
                 raise PliftDataError(f"'{key}' is given for some frames but not for {missing}", meta_path)
-            return [base / f[key] for f in frames]
+            return [scene_file(base, f[key], key, meta_path) for f in frames]
 
-        image_filenames = [base / f["file_path"] for f in frames]
+        image_filenames = [scene_file(base, f["file_path"], "file_path", meta_path) for f in frames]
         metadata: Dict[str, Any] = {"class_set": class_set, "frame_names": [f["file_path"] for f in frames]}
         for key in LABEL_KEYS + OPTIONAL_KEYS:
             metadata[key.replace("_path", "_filenames")] = paths(key)
@@ -133,21 +137,37 @@ class PanopticDataParser(DataParser):
     def _split_indices(self, meta: Dict[str, Any], names: List[str], split: str, meta_path: Path) -> List[int]:
         if split != "train" and self.config.eval_split == "train":
             split = "train"
-        key = "train_filenames" if split == "train" else "test_filenames"
-        if "train_filenames" in meta and key not in meta and split != "train":
-            key = "val_filenames"
-        if key in meta:
-            lookup = {n: i for i, n in enumerate(names)}
+        lookup = {n: i for i, n in enumerate(names)}
+
+        def listed(key: str) -> Optional[List[int]]:
+            if key not in meta:
+                return None
             missing = [n for n in meta[key] if n not in lookup]
             if missing:
                 raise PliftDataError(f"'{key}' names {missing[0]}, which is no frame's file_path", meta_path)
-            indices = [lookup[n] for n in meta[key]]
-        else:
+            return [lookup[n] for n in meta[key]]
+
+        train = listed("train_filenames")
+        test = listed("test_filenames")
+        if test is None:
+            test = listed("val_filenames")
+        if train is None and test is None:
             every = max(self.config.test_every, 2)
-            is_test = [i % every == every // 2 for i in range(len(names))]
-            indices = [i for i, t in enumerate(is_test) if t == (split != "train")]
+            test = [i for i in range(len(names)) if i % every == every // 2]
+        # One list given: the other split is every frame it does not name (never every n-th of all frames, which
+        # would put training frames in the test split).
+        if train is None:
+            train = sorted(set(range(len(names))) - set(test or []))
+        if test is None:
+            test = sorted(set(range(len(names))) - set(train))
+        indices = train if split == "train" else test
         if not indices:
-            raise PliftDataError(f"the '{split}' split has no frames", meta_path)
+            hint = (
+                "every frame is listed in 'train_filenames': leave some out or add 'test_filenames'"
+                if split != "train" and "train_filenames" in meta
+                else "add frames to the split (train_filenames / test_filenames)"
+            )
+            raise PliftDataError(f"the '{split}' split has no frames: {hint}", meta_path)
         return indices
 
     def _normalisation(self, meta: Dict[str, Any], poses: np.ndarray, meta_path: Path):
@@ -211,6 +231,20 @@ class PanopticDataParser(DataParser):
                     raise PliftDataError(
                         f"size {_image_size(path)} differs from its image {image.name} {size} (width, height)", path
                     )
+
+
+def scene_file(base: Path, relative: Any, key: str, meta_path: Path) -> Path:
+    """``base / relative``, refused unless it stays inside the scene folder (no absolute paths, no ``..`` escape)."""
+    name = str(relative)
+    path = Path(os.path.normpath(base / name))
+    root = Path(os.path.normpath(base))
+    if Path(name).is_absolute() or (path != root and root not in path.parents):
+        raise PliftDataError(
+            f"'{key}' = {name} points outside the scene folder {root}; scene files must lie inside it "
+            "(use a path relative to transforms.json, or copy/link the file into the scene folder)",
+            meta_path,
+        )
+    return path
 
 
 def _image_size(path: Path):

@@ -42,6 +42,21 @@ def read_semantics(path: Path, class_set: ClassSet, size: Optional[Tuple[int, in
     return sem
 
 
+def thing_instances(
+    semantics: np.ndarray, instance: np.ndarray, class_set: ClassSet
+) -> Tuple[np.ndarray, int]:
+    """Instance ids kept only on thing pixels (stuff and void pixels get 0, as the data contract says), and how many
+    pixels carried an id that was dropped. ``semantics`` uses -1 for void."""
+    if instance.shape != semantics.shape:
+        return instance, 0
+    is_thing = np.asarray(class_set.isthing, dtype=bool)
+    keep = (semantics >= 0) & is_thing[np.clip(semantics, 0, None)]
+    dropped = int(np.count_nonzero((instance != 0) & ~keep))
+    if dropped:
+        instance = np.where(keep, instance, 0)
+    return instance, dropped
+
+
 def load_probability_npz(path: Path, dtype: type = np.float16) -> Tuple[np.ndarray, np.ndarray]:
     """``probability`` and ``confidence`` arrays of an npz (no pickle), unchecked beyond their presence."""
     try:

@@ -28,6 +28,7 @@ from torch.nn import Parameter
 from plift_ns import losses
 from plift_ns.colors import dim_colors, instance_colors
 from plift_ns.data.classes import ClassSet
+from plift_ns.errors import PliftConfigError
 from plift_ns.fields.panoptic_field import PanopticField
 from plift_ns.models.viewer_gui import PanopticViewerGUI
 
@@ -87,6 +88,17 @@ class PanopticLiftingModelConfig(TensoRFModelConfig):
     """Rays start this far from the camera (normalised scene units)."""
     background_color: str = "white"
 
+    def check(self) -> None:
+        """Reject settings that cannot take effect (raises :class:`PliftConfigError`)."""
+        start = self.consistency_loss_start_step
+        if self.use_segment_consistency and start is not None and start < self.instance_loss_start_step:
+            raise PliftConfigError(
+                f"--pipeline.model.consistency-loss-start-step {start} is earlier than "
+                f"--pipeline.model.instance-loss-start-step {self.instance_loss_start_step}: the segment consistency "
+                "loss uses the instance rays R_I, which are sampled only from the instance-loss start. Set it to "
+                f"{self.instance_loss_start_step} or later, or leave it unset to start with the instance loss."
+            )
+
 
 class PanopticLiftingModel(TensoRFModel):
     """Panoptic radiance field: colour, density, class distributions and surrogate instance ids."""
@@ -95,6 +107,7 @@ class PanopticLiftingModel(TensoRFModel):
     field: PanopticField
 
     def __init__(self, config: PanopticLiftingModelConfig, metadata: Dict, **kwargs) -> None:
+        config.check()
         self.class_set: ClassSet = metadata["class_set"]
         self.step = 0
         super().__init__(config=config, metadata=metadata, **kwargs)
