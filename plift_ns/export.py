@@ -8,6 +8,9 @@ model's inference rule (class = argmax κ; thing → surrogate id + 1, stuff →
   scene's ORIGINAL world coordinates (the dataparser's centring/scaling undone) unless ``--normalised-coordinates``;
 * ``instances/<class>_<id>.ply``: one point set per 3D thing instance; ``stuff/<class>.ply``: one per stuff class;
 * ``panoptic_export.json``: class names, and per instance its class, id, point count, bounding box and file.
+
+A non-empty ``--output-dir`` is refused unless ``--overwrite``; the export is written to a temporary sibling folder
+that replaces ``--output-dir`` whole once complete (no stale files of an earlier export, nothing half-written).
 """
 
 from __future__ import annotations
@@ -17,15 +20,21 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Literal, Optional, get_args
 
 import numpy as np
 import torch
 import tyro
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from plift_ns.errors import PliftDataError
+from plift_ns.io.atomic import atomic_output_dir, refuse_existing
+
 CONSOLE = Console(width=120)
+Split = Literal["train", "eval"]
+SPLITS = get_args(Split)
 
 PLY_DTYPE = np.dtype(
     [
@@ -86,6 +95,14 @@ def to_original_coordinates(points: torch.Tensor, transform: torch.Tensor, scale
     return (points / scale - trans) @ torch.linalg.inv(rot).T
 
 
+def check_export_args(num_points: int, split: str) -> None:
+    """Raise :class:`PliftDataError` for a non-positive ``num_points`` or an unknown ``split``."""
+    if num_points <= 0:
+        raise PliftDataError(f"--num-points must be positive, got {num_points}")
+    if split not in SPLITS:
+        raise PliftDataError(f"--split must be one of {', '.join(SPLITS)}, got '{split}'")
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "class"
 
@@ -103,6 +120,7 @@ def panoptic_points(
     and instance ids of the opaque ones (at most ``num_points``)."""
     from nerfstudio.cameras.rays import RayBundle
 
+    check_export_args(num_points, split)
     model = pipeline.model
     dataset = pipeline.datamanager.train_dataset if split == "train" else pipeline.datamanager.eval_dataset
     cameras = dataset.cameras.to(model.device)
@@ -225,7 +243,7 @@ class ExportPanoptic:
     """Folder for panoptic_pointcloud.ply, instances/, stuff/ and panoptic_export.json."""
     num_points: int = 200_000
     """Number of points (at most) in the point cloud."""
-    split: str = "train"
+    split: Split = "train"
     """Views whose pixels are back-projected: train or eval."""
     min_accumulation: float = 0.5
     """Keep rays at least this opaque."""
@@ -234,19 +252,26 @@ class ExportPanoptic:
     per_instance: bool = True
     """Also write one PLY per instance / stuff class."""
     eval_num_rays_per_chunk: Optional[int] = None
+    overwrite: bool = False
+    """Replace a non-empty --output-dir (whole: files of an earlier export do not survive)."""
 
     def main(self) -> Dict[str, Any]:
         from nerfstudio.utils.eval_utils import eval_setup
 
         import plift_ns.config  # noqa: F401  (weights-only-safe checkpoint types)
 
+        check_export_args(self.num_points, self.split)
+        refuse_existing(self.output_dir, self.overwrite, is_dir=True)
+        if not Path(self.load_config).is_file():
+            raise PliftDataError("training config not found", self.load_config)
         _, pipeline, _, _ = eval_setup(
             self.load_config, eval_num_rays_per_chunk=self.eval_num_rays_per_chunk, test_mode="inference"
         )
-        summary = export_panoptic_point_cloud(
-            pipeline, self.output_dir, self.num_points, self.split, self.min_accumulation,
-            original_coordinates=not self.normalised_coordinates, per_instance=self.per_instance,
-        )
+        with atomic_output_dir(self.output_dir, self.overwrite) as tmp:
+            summary = export_panoptic_point_cloud(
+                pipeline, tmp, self.num_points, self.split, self.min_accumulation,
+                original_coordinates=not self.normalised_coordinates, per_instance=self.per_instance,
+            )
         CONSOLE.print(
             f"[bold green]Wrote {summary['num_points']} points, {len(summary['instances'])} instances and "
             f"{len(summary['stuff'])} stuff classes to {self.output_dir}"
@@ -255,8 +280,12 @@ class ExportPanoptic:
 
 
 def entrypoint() -> None:
-    """Console script ``plift-export``."""
-    tyro.cli(ExportPanoptic).main()
+    """Console script ``plift-export``: bad arguments or outputs end in one line and exit status 2."""
+    try:
+        tyro.cli(ExportPanoptic).main()
+    except PliftDataError as err:
+        CONSOLE.print(f"[bold red]plift-export: {escape(str(err))}", soft_wrap=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -11,6 +11,10 @@ Examples::
 class, e.g. a stuff class, for ``--delete``). Transforms are in normalised scene coordinates (the model's world frame,
 the scene box scaled into [-1, 1]³); rotation and scale are about the instance's centre. The frames are written with
 nerfstudio's ``ns-render`` machinery: a video for ``.mp4``/``.mov``/``.webm`` paths, else a folder of images.
+
+Every ``CLASS:ID`` must name a class of the model and an instance found in 3D (else the run stops before rendering,
+listing the valid classes / ids). An existing output (a file, or a non-empty folder) is refused unless
+``--overwrite``; the frames are rendered to a temporary sibling that replaces the output whole once complete.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any, Dict, List, Literal, Optional, Tuple
 import torch
 import tyro
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from plift_ns.editing.field import (
@@ -40,6 +45,7 @@ from plift_ns.editing.field import (
     sample_labels,
 )
 from plift_ns.errors import PliftDataError
+from plift_ns.io.atomic import atomic_output_dir, atomic_output_file, refuse_existing
 
 CONSOLE = Console(width=120)
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv")
@@ -59,11 +65,20 @@ def ensure_ffmpeg() -> str:
     return str(link_dir / "ffmpeg")
 
 
-def parse_target(text: str, class_names: List[str]) -> Tuple[int, int]:
-    """``CLASS:ID`` → (class index, instance id); CLASS is a class name or an index."""
+def split_target(text: str) -> Tuple[str, int]:
+    """``CLASS:ID`` → (CLASS text, instance id); checks the syntax only (no model needed)."""
     if ":" not in text:
         raise PliftDataError(f"'{text}': expected CLASS:ID (e.g. chair:3 or 5:3)")
     cls, _, ident = text.rpartition(":")
+    try:
+        return cls, int(ident)
+    except ValueError:
+        raise PliftDataError(f"'{text}': instance id '{ident}' is not an integer") from None
+
+
+def parse_target(text: str, class_names: List[str]) -> Tuple[int, int]:
+    """``CLASS:ID`` → (class index, instance id); CLASS is a class name or an index."""
+    cls, i = split_target(text)
     if cls.isdigit():
         c = int(cls)
     elif cls in class_names:
@@ -72,11 +87,40 @@ def parse_target(text: str, class_names: List[str]) -> Tuple[int, int]:
         raise PliftDataError(f"'{text}': unknown class '{cls}' (classes: {', '.join(class_names)})")
     if not 0 <= c < len(class_names):
         raise PliftDataError(f"'{text}': class index {c} out of range 0..{len(class_names) - 1}")
-    try:
-        i = int(ident)
-    except ValueError:
-        raise PliftDataError(f"'{text}': instance id '{ident}' is not an integer") from None
     return c, i
+
+
+@torch.no_grad()
+def instances_in_3d(field: Any, resolution: int = 64, density_threshold: float = 1.0) -> Dict[int, List[int]]:
+    """Class → sorted instance ids (rendered numbering) of the occupied points of a ``resolution``³ grid: the same
+    grid and labels :func:`~plift_ns.editing.field.instance_region` finds an edited instance's region on."""
+    aabb = field.aabb.to(torch.float32)
+    axes = [torch.linspace(float(aabb[0, d]), float(aabb[1, d]), resolution, device=aabb.device) for d in range(3)]
+    grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3)
+    sem, inst = sample_labels(field, grid[density_at(field, grid) > density_threshold])
+    pairs = torch.unique(torch.stack([sem, inst], dim=-1), dim=0).tolist() if len(sem) else []
+    found: Dict[int, List[int]] = {}
+    for c, i in pairs:
+        found.setdefault(int(c), []).append(int(i))
+    return {c: sorted(ids) for c, ids in found.items()}
+
+
+def check_targets_in_3d(
+    targets: List[str], class_names: List[str], found: Dict[int, List[int]]
+) -> None:
+    """Raise :class:`PliftDataError` for a ``CLASS:ID`` whose instance is not in ``found`` (see
+    :func:`instances_in_3d`; ID 0 = the whole class, present if any of its points is), listing the ids that exist."""
+    for text in targets:
+        c, i = parse_target(text, class_names)
+        ids = found.get(c, [])
+        if ids and (i == 0 or i in ids):
+            continue
+        name = class_names[c]
+        if ids:
+            have = f"ids of {name} in 3D: 0 (the whole class), {', '.join(map(str, ids))}"
+        else:
+            have = f"no point of class {name} found in 3D; see --list-instances"
+        raise PliftDataError(f"'{text}': instance {i} of class {name} is not in the 3D scene ({have})")
 
 
 @torch.no_grad()
@@ -137,14 +181,29 @@ class EditScene:
     """Print the 3D instances (CLASS:ID, size, centre) and exit."""
     region_resolution: int = 64
     """Grid resolution used to find each edited instance's extent."""
+    overwrite: bool = False
+    """Replace an existing output video / non-empty frame folder."""
+
+    @property
+    def targets(self) -> List[str]:
+        """Every CLASS:ID argument (--delete, --duplicate, --move)."""
+        return [*self.delete, *self.duplicate, *self.move]
+
+    def check_args(self) -> None:
+        """Checks that need no model: the config exists, CLASS:ID syntax, the output may be written."""
+        if not self.load_config.is_file():
+            raise PliftDataError("training config not found", self.load_config)
+        for text in self.targets:
+            split_target(text)
+        if not self.list_instances:
+            refuse_existing(output_target(self.output_path), self.overwrite, is_dir=not is_video(self.output_path))
 
     def main(self) -> Optional[Path]:
         from nerfstudio.utils.eval_utils import eval_setup
 
         import plift_ns.config  # noqa: F401  (weights-only-safe checkpoint types)
 
-        if not self.load_config.exists():
-            raise PliftDataError("training config not found", self.load_config)
+        self.check_args()
         _, pipeline, _, _ = eval_setup(self.load_config, test_mode="inference")
         model = pipeline.model
         model.eval()
@@ -152,18 +211,19 @@ class EditScene:
         if self.list_instances:
             self._print_instances(list_instances(model.field, model.class_set))
             return None
+        for text in self.targets:
+            parse_target(text, names)
+        if self.targets:
+            check_targets_in_3d(self.targets, names, instances_in_3d(model.field, self.region_resolution))
         edits = self.build_edits(model, names)
         if not edits:
             CONSOLE.print("[yellow]No edits given: rendering the unedited scene.")
         edited = apply_edits(model, edits, region_resolution=self.region_resolution)
         edited.eval()
-        for e in edited.edits:
-            if edited.region(e.class_id, e.instance_id) is None:
-                CONSOLE.print(f"[yellow]Instance {names[e.class_id]}:{e.instance_id} not found in 3D; edit has no effect")
         cameras = self.cameras(pipeline)
         return render_cameras(
             pipeline, cameras, self.output_path, self.rendered_output_names, self.frame_rate, self.downscale_factor,
-            self.image_format,
+            self.image_format, overwrite=self.overwrite,
         )
 
     def build_edits(self, model: Any, names: List[str]) -> List[Edit]:
@@ -205,6 +265,17 @@ class EditScene:
         CONSOLE.print(table)
 
 
+def is_video(output_path: Path) -> bool:
+    """Whether ``output_path`` names a video (by suffix) rather than a folder of frames."""
+    return Path(output_path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def output_target(output_path: Path) -> Path:
+    """What rendering to ``output_path`` writes: the video file, or the frame folder (ns-render's parent/stem)."""
+    output_path = Path(output_path)
+    return output_path if is_video(output_path) else output_path.parent / output_path.stem
+
+
 def render_cameras(
     pipeline: Any,
     cameras: Any,
@@ -213,30 +284,39 @@ def render_cameras(
     frame_rate: int = 24,
     downscale_factor: float = 1.0,
     image_format: str = "png",
+    overwrite: bool = False,
 ) -> Path:
-    """Render ``cameras`` with nerfstudio's ns-render writer: a video (by suffix) or a folder of images."""
+    """Render ``cameras`` with nerfstudio's ns-render writer: a video (by suffix) or a folder of images, written to a
+    temporary sibling and renamed into place (an existing output is refused unless ``overwrite``)."""
     from nerfstudio.scripts.render import _render_trajectory_video
 
     output_path = Path(output_path)
-    video = output_path.suffix.lower() in VIDEO_SUFFIXES
+    video = is_video(output_path)
     if video:
         ensure_ffmpeg()
-    _render_trajectory_video(
-        pipeline,
-        cameras,
-        output_filename=output_path,
-        rendered_output_names=rendered_output_names,
-        rendered_resolution_scaling_factor=1.0 / downscale_factor,
-        seconds=len(cameras) / frame_rate,
-        output_format="video" if video else "images",
-        image_format=image_format,  # type: ignore[arg-type]
-    )
+    target = output_target(output_path)
+    with (atomic_output_file if video else atomic_output_dir)(target, overwrite) as tmp:
+        _render_trajectory_video(
+            pipeline,
+            cameras,
+            # ns-render writes frames to parent/stem of the path it is given: name the temporary folder that way
+            output_filename=tmp if video else tmp.parent / f"{tmp.name}.frames",
+            rendered_output_names=rendered_output_names,
+            rendered_resolution_scaling_factor=1.0 / downscale_factor,
+            seconds=len(cameras) / frame_rate,
+            output_format="video" if video else "images",
+            image_format=image_format,  # type: ignore[arg-type]
+        )
     return output_path
 
 
 def entrypoint() -> None:
-    """Console script ``plift-edit``."""
-    tyro.cli(EditScene).main()
+    """Console script ``plift-edit``: bad arguments or outputs end in one line and exit status 2."""
+    try:
+        tyro.cli(EditScene).main()
+    except PliftDataError as err:
+        CONSOLE.print(f"[bold red]plift-edit: {escape(str(err))}", soft_wrap=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Shared input/output helpers (atomic writes of result files and folders)."""
