@@ -333,10 +333,40 @@ def print_markdown_table(markdown: str, title: str) -> None:
     CONSOLE.print(table)
 
 
+@dataclass
+class Memory:
+    """Peak RSS and load time of the training data for growing numbers of frames (``plift-synth --preset
+    scannet-size`` makes a real-size scene); ``--baseline-src`` measures another checkout beside this one."""
+
+    scene: Path
+    """Scene folder with at least max(--frames) training frames."""
+    frames: Tuple[int, ...] = (100, 300, 1000)
+    """Numbers of training frames to load."""
+    eval_frames: Optional[int] = 100
+    """Evaluation frames loaded alongside (None: all of the scene's test frames)."""
+    baseline_src: Optional[Path] = None
+    """Root of another plift-ns checkout (e.g. ``git worktree add /tmp/old <commit>``) measured as 'before'."""
+    output_dir: Path = Path("bench-results")
+
+    def main(self) -> List[Dict[str, Any]]:
+        from plift_ns.bench.memory import memory_markdown, memory_table
+
+        rows = memory_table(self.scene, self.frames, self.eval_frames, self.baseline_src,
+                            progress=lambda text: CONSOLE.print(f"[bold]{text}"))
+        table = memory_markdown(rows)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        (self.output_dir / "memory.json").write_text(json.dumps({"machine": machine_description(), "rows": rows}, indent=2))
+        (self.output_dir / "memory.md").write_text(f"# Memory ({date.today()}, {machine_description()})\n\n{table}\n")
+        print_markdown_table(table, "training-data memory")
+        CONSOLE.print(f"Wrote {self.output_dir / 'memory.json'} and memory.md")
+        return rows
+
+
 Commands = Union[
     Annotated[Speed, tyro.conf.subcommand("speed")],
     Annotated[Quality, tyro.conf.subcommand("quality")],
     Annotated[Segmenter, tyro.conf.subcommand("segmenter")],
+    Annotated[Memory, tyro.conf.subcommand("memory")],
 ]
 
 

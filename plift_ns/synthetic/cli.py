@@ -26,7 +26,7 @@ from plift_ns.errors import PliftDataError
 from plift_ns.synthetic.config import PRESETS, SynthConfig, preset
 from plift_ns.synthetic.writer import generate_scene
 
-PresetName = Literal["tiny", "ci", "demo", "bench"]
+PresetName = Literal["tiny", "ci", "demo", "bench", "scannet-size"]
 
 
 @dataclass
@@ -36,7 +36,8 @@ class SynthArgs:
     output: Path
     """Scene folder to write (must be empty or absent unless --overwrite)."""
     preset: PresetName = "demo"
-    """Size preset providing the defaults: tiny/ci (64x48, 12+4 views), demo (160x120, 48+12), bench (320x240, 120+30)."""
+    """Size preset providing the defaults: tiny/ci (64x48, 12+4 views), demo (160x120, 96+24), bench (320x240, 120+30),
+    scannet-size (640x480, 1000+100: a real-size scene for memory checks)."""
     overwrite: bool = False
     """Replace a non-empty output folder."""
     preview: Optional[Path] = None

@@ -55,12 +55,14 @@ PRESETS: Dict[str, SynthConfig] = {
     "tiny": SynthConfig(width=64, height=48, num_train=12, num_test=4),
     "demo": SynthConfig(width=160, height=120, num_train=96, num_test=24),
     "bench": SynthConfig(width=320, height=240, num_train=120, num_test=30),
+    # real-size scene for memory and loading checks (ScanNet frames are 640x480; a scan has ~1000+ frames)
+    "scannet-size": SynthConfig(width=640, height=480, num_train=1000, num_test=100),
 }
 PRESETS["ci"] = PRESETS["tiny"]
 
 
 def preset(name: str) -> SynthConfig:
-    """A fresh copy of a named preset (``tiny``/``ci``, ``demo``, ``bench``)."""
+    """A fresh copy of a named preset (``tiny``/``ci``, ``demo``, ``bench``, ``scannet-size``)."""
     if name not in PRESETS:
         raise PliftDataError(f"unknown preset '{name}' (choose from {', '.join(PRESETS)})")
     return copy.deepcopy(PRESETS[name])
