@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from nerfstudio.configs.base_config import ViewerConfig
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
 from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.engine.trainer import TrainerConfig
-from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
 from plift_ns import checkpoints
 from plift_ns.data.datamanager import PanopticDataManagerConfig
 from plift_ns.devices import default_device
 from plift_ns.models.panoptic_lifting import PanopticLiftingModelConfig
+from plift_ns.pipeline import PanopticPipelineConfig
+from plift_ns.trainer import LOCAL_HOST, PanopticTrainerConfig
 
 checkpoints.allow_trusted_checkpoints()
-
-
-@dataclass
-class PanopticTrainerConfig(TrainerConfig):
-    """nerfstudio's TrainerConfig whose learning-rate decay follows ``--max-num-iterations``."""
-
-    def setup(self, **kwargs):
-        for group in self.optimizers.values():
-            scheduler = group.get("scheduler")
-            if scheduler is not None and hasattr(scheduler, "max_steps"):
-                scheduler.max_steps = self.max_num_iterations
-        return super().setup(**kwargs)
 
 
 def _optimizers(max_steps: int, grid_lr: float, head_lr: float = 5e-4) -> dict:
@@ -56,12 +43,12 @@ def panoptic_lifting_trainer(max_steps: int = 30000) -> TrainerConfig:
         max_num_iterations=max_steps,
         mixed_precision=False,
         machine=_machine(),
-        pipeline=VanillaPipelineConfig(
+        pipeline=PanopticPipelineConfig(
             datamanager=PanopticDataManagerConfig(rays_semantic=2048, rays_instance=1024),
             model=PanopticLiftingModelConfig(eval_num_rays_per_chunk=4096),
         ),
         optimizers=_optimizers(max_steps, grid_lr=0.02),
-        viewer=ViewerConfig(num_rays_per_chunk=4096, websocket_host="127.0.0.1"),
+        viewer=ViewerConfig(num_rays_per_chunk=4096, websocket_host=LOCAL_HOST),
         vis="viewer",
     )
 
@@ -83,7 +70,7 @@ def panoptic_lifting_small_trainer(max_steps: int = 3000) -> TrainerConfig:
         max_num_iterations=max_steps,
         mixed_precision=False,
         machine=_machine(),
-        pipeline=VanillaPipelineConfig(
+        pipeline=PanopticPipelineConfig(
             datamanager=PanopticDataManagerConfig(rays_semantic=1024, rays_instance=512, eval_num_rays_per_batch=512),
             model=PanopticLiftingModelConfig(
                 init_resolution=64,
@@ -107,7 +94,7 @@ def panoptic_lifting_small_trainer(max_steps: int = 3000) -> TrainerConfig:
             ),
         ),
         optimizers=_optimizers(max_steps, grid_lr=0.02, head_lr=2e-3),
-        viewer=ViewerConfig(num_rays_per_chunk=4096, websocket_host="127.0.0.1"),
+        viewer=ViewerConfig(num_rays_per_chunk=4096, websocket_host=LOCAL_HOST),
         vis="viewer",
     )
 

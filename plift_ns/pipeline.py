@@ -1,0 +1,36 @@
+"""Our pipeline: nerfstudio's VanillaPipeline, built by every entry point (ns-train, ns-viewer, ns-render, plift-*)."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Type
+
+from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
+
+INDEXING_WARNING = r"Using a non-tuple sequence for multidimensional indexing"
+
+
+def quiet_nerfstudio_indexing_warning() -> None:
+    """Silence torch's "non-tuple sequence for multidimensional indexing" UserWarning raised inside nerfstudio's
+    ``Cameras._generate_rays_from_coords`` (``self.fx[true_indices]`` with a list, nerfstudio/cameras/cameras.py,
+    lines 601, 602, 669, 783 in 1.1.5) for every ray batch: every training step and every rendered image. The list is
+    built inside nerfstudio, so no caller can avoid it. Only that message from that module is ignored."""
+    warnings.filterwarnings(
+        "ignore", message=INDEXING_WARNING, category=UserWarning, module=r"nerfstudio\.cameras\.cameras"
+    )
+
+
+@dataclass
+class PanopticPipelineConfig(VanillaPipelineConfig):
+    """VanillaPipelineConfig for our methods."""
+
+    _target: Type = field(default_factory=lambda: PanopticPipeline)
+
+
+class PanopticPipeline(VanillaPipeline):
+    """VanillaPipeline that silences nerfstudio's per-ray-batch indexing warning when it is built."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        quiet_nerfstudio_indexing_warning()
+        super().__init__(*args, **kwargs)
