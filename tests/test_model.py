@@ -180,3 +180,25 @@ def test_consistency_start_before_instance_start_is_refused() -> None:
     assert tiny_model(instance_loss_start_step=5, consistency_loss_start_step=5) is not None
     # without segment consistency the start step is irrelevant
     assert tiny_model(instance_loss_start_step=5, consistency_loss_start_step=3, use_segment_consistency=False)
+
+
+@pytest.mark.parametrize("head_appearance", [False, True])
+def test_shared_sample_outputs_equal_separate_field_calls(head_appearance: bool) -> None:
+    """The fused per-sample pass gives the values (and gradients) of nerfstudio's get_outputs + the two heads."""
+    model = tiny_model(head_appearance=head_appearance, head_grid_resolution=8, head_grid_components=4)
+    field = model.field
+    samples = model.sampler_uniform(model.collider(rays(n=16)))[:, :5].flatten()
+    rows = torch.arange(len(samples)) % 3 == 0
+    fused = field.sample_outputs(samples, rows)
+    positions = samples.frustums.get_positions()
+    reference = {
+        "rgb": field.get_outputs(samples),  # nerfstudio's TensoRFField.get_outputs
+        "semantics": field.semantic_logits(positions),
+        "instance": field.instance_logits(positions[rows]),
+    }
+    for key, value in reference.items():
+        assert fused[key].shape == value.shape, key
+        assert torch.allclose(fused[key], value, atol=1e-6), key
+    grads = [torch.autograd.grad(out[k].square().sum(), field.color_encoding.plane_coef, allow_unused=True)[0]
+             for out in (fused, reference) for k in ("rgb",)]
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)

@@ -89,9 +89,18 @@ def labelled(pipeline, model):
         ids = torch.where(inside(positions), 2, 0)
         return 10.0 * torch.nn.functional.one_hot(ids, num_ids).to(positions)
 
-    field.semantic_logits, field.instance_logits = semantic_logits, instance_logits
+    fused = field.sample_outputs
+
+    def sample_outputs(samples, instance_rows=None):  # the model's fused per-sample pass, with the heads above
+        out = fused(samples, instance_rows)
+        positions = samples.frustums.get_positions()
+        out["semantics"] = semantic_logits(positions)
+        out["instance"] = instance_logits(positions if instance_rows is None else positions[instance_rows])
+        return out
+
+    field.semantic_logits, field.instance_logits, field.sample_outputs = semantic_logits, instance_logits, sample_outputs
     yield thing, 3
-    del field.semantic_logits, field.instance_logits
+    del field.semantic_logits, field.instance_logits, field.sample_outputs
 
 
 def render(pipeline, index: int = 0) -> Dict[str, torch.Tensor]:

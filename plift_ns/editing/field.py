@@ -324,6 +324,17 @@ class EditedField(nn.Module):
     def instance_logits(self, positions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs K"]:
         return self._head("instance_logits", positions)
 
+    def sample_outputs(self, ray_samples: RaySamples, instance_rows: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """As :meth:`PanopticField.sample_outputs`, with the edits applied."""
+        if not self.active:
+            return self.base.sample_outputs(ray_samples, instance_rows)
+        positions = ray_samples.frustums.get_positions()
+        return {
+            "rgb": self.get_outputs(ray_samples),
+            "semantics": self.semantic_logits(positions),
+            "instance": self.instance_logits(positions if instance_rows is None else positions[instance_rows]),
+        }
+
     def forward(self, ray_samples: RaySamples, **kwargs: Any) -> Any:
         if not self.active:
             return self.base(ray_samples, **kwargs)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Dict, Optional
+
 import torch
-from jaxtyping import Float
+from jaxtyping import Bool, Float
+from nerfstudio.cameras.rays import RaySamples
 from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.field_components.encodings import NeRFEncoding, TensorVMEncoding
 from nerfstudio.field_components.mlp import MLP
@@ -86,6 +89,33 @@ class PanopticField(TensoRFField):
             with torch.no_grad():
                 features.append(self.appearance(positions))
         return torch.cat(features, dim=-1)
+
+    def sample_outputs(
+        self, ray_samples: RaySamples, instance_rows: Optional[Bool[Tensor, " M"]] = None
+    ) -> Dict[str, Tensor]:
+        """Colour, class logits and surrogate-id logits of M flat samples, computing the shared inputs once: the
+        appearance features feed the colour MLP and (detached) both heads; the heads' input is built once. Instance
+        logits are computed for ``instance_rows`` only (all rows when None). Same values as ``get_outputs``,
+        ``semantic_logits`` and ``instance_logits`` called separately."""
+        positions = ray_samples.frustums.get_positions()
+        x = self.normalized_positions(positions)
+        appearance = self.B(self.color_encoding(x))
+        rgb = self.colour(appearance, ray_samples.frustums.directions)
+        features = [x if self.head_encoding is None else self.head_encoding(x)]
+        if self.head_grid is not None:
+            features.append(self.head_grid(x))
+        if self.head_appearance:
+            features.append(appearance.detach())
+        head_in = torch.cat(features, dim=-1)
+        instance_in = head_in if instance_rows is None else head_in[instance_rows]
+        return {"rgb": rgb, "semantics": self.semantic_mlp(head_in), "instance": self.instance_mlp(instance_in)}
+
+    def colour(self, appearance: Float[Tensor, "*bs A"], directions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs 3"]:
+        """TensoRF's colour MLP (as in nerfstudio's ``TensoRFField.get_outputs``) on given appearance features."""
+        encoded = torch.cat(
+            [appearance, directions, self.feature_encoding(appearance), self.direction_encoding(directions)], dim=-1
+        )
+        return self.field_output_rgb(self.mlp_head(encoded))
 
     def semantic_logits(self, positions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs C"]:
         return self.semantic_mlp(self.head_input(positions))

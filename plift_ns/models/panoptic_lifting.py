@@ -201,19 +201,10 @@ class PanopticLiftingModel(TensoRFModel):
         return dense
 
     def _render_head(
-        self, head: str, positions: Float[Tensor, "M 3"], keep: Bool[Tensor, "N S"], weights: Float[Tensor, "N S 1"],
-        bounded: bool,
+        self, logits: Float[Tensor, "M D"], keep: Bool[Tensor, "N S"], weights: Float[Tensor, "N S 1"], bounded: bool
     ) -> Float[Tensor, "N D"]:
         """Σ_i w_i softmax(f(x_i)) (bounded field) or Σ_i w_i f(x_i) (logits) over the kept samples of each ray."""
-        if head == "semantic":
-            mlp, width = self.field.semantic_logits, self.class_set.num_classes
-        else:
-            mlp, width = self.field.instance_logits, self.config.num_surrogate_ids
-        if positions.shape[0] == 0:  # no sample carries weight (e.g. a view of empty space)
-            return weights.new_zeros((keep.shape[0], width))
-        values = mlp(positions)
-        if bounded:
-            values = torch.softmax(values, dim=-1)
+        values = torch.softmax(logits, dim=-1) if bounded else logits
         return (weights * self._scatter(values, keep)).sum(dim=-2)
 
     def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
@@ -226,29 +217,31 @@ class PanopticLiftingModel(TensoRFModel):
         density = self.field.get_density(ray_samples)
         weights = ray_samples.get_weights(density)
         keep = self._significant(weights)
+        # R_I rays (training) or every ray (rendering) need the instance head; R_S rays only colour and classes.
+        with_instance: Optional[Tensor] = None
+        if self.training:
+            instance_ray = (ray_bundle.metadata or {}).get("instance_ray")
+            with_instance = keep & instance_ray[:, :1] if instance_ray is not None else torch.zeros_like(keep)
+        instance_keep = keep if with_instance is None else with_instance
+        num_classes, num_ids = self.class_set.num_classes, self.config.num_surrogate_ids
         if keep.any():
-            rgb_samples = self._scatter(self.field.get_outputs(ray_samples[keep]), keep)
+            samples = self.field.sample_outputs(
+                ray_samples[keep], None if with_instance is None else with_instance[keep]
+            )
         else:  # no sample carries weight (e.g. a view of empty space)
-            rgb_samples = weights.new_zeros((*keep.shape, 3))
-        rgb = self.renderer_rgb(rgb=rgb_samples, weights=weights)
+            empty = weights.new_zeros((0, 1))
+            samples = {"rgb": empty.expand(0, 3), "semantics": empty.expand(0, num_classes),
+                       "instance": empty.expand(0, num_ids)}
+        rgb = self.renderer_rgb(rgb=self._scatter(samples["rgb"], keep), weights=weights)
         outputs: Dict[str, Tensor] = {
             "rgb": rgb,
             "accumulation": self.renderer_accumulation(weights),
             "depth": self.renderer_depth(weights, ray_samples),
         }
         seg_weights = weights.detach() if self.config.stop_semantic_gradients else weights
-        positions = ray_samples.frustums.get_positions()
-        outputs["semantics"] = self._render_head(
-            "semantic", positions[keep], keep, seg_weights, self.config.bounded_semantics
-        )
-        instance_keep = keep
-        if self.training:
-            if "instance_ray" not in (ray_bundle.metadata or {}):
-                outputs["instance"] = rgb.new_zeros((len(rgb), self.config.num_surrogate_ids))
-                return outputs
-            instance_keep = keep & ray_bundle.metadata["instance_ray"][:, :1]
+        outputs["semantics"] = self._render_head(samples["semantics"], keep, seg_weights, self.config.bounded_semantics)
         outputs["instance"] = self._render_head(
-            "instance", positions[instance_keep], instance_keep, seg_weights, self.config.bounded_instances
+            samples["instance"], instance_keep, seg_weights, self.config.bounded_instances
         )
         if not self.training:
             outputs.update(self.colormaps(outputs["semantics"], outputs["instance"]))
