@@ -25,6 +25,7 @@ from nerfstudio.utils import writer
 from nerfstudio.utils.rich_utils import CONSOLE
 from rich.markup import escape
 
+from plift_ns.data.validation import validate_splits
 from plift_ns.errors import PliftDataError
 from plift_ns.pipeline import quiet_nerfstudio_indexing_warning
 
@@ -106,14 +107,14 @@ class PanopticTrainerConfig(TrainerConfig):
         return super().setup(**kwargs)
 
     def check_scene(self) -> None:
-        """Parse the scene's train and eval splits as training will; raises PliftDataError."""
+        """Parse the scene's train and eval splits as training will and decode every frame's files once (with a
+        progress bar); raises PliftDataError."""
         datamanager = self.pipeline.datamanager
         dataparser_config = copy.deepcopy(datamanager.dataparser)
         if datamanager.data is not None:
             dataparser_config.data = Path(datamanager.data)
         dataparser = dataparser_config.setup()
-        dataparser.get_dataparser_outputs(split="train")
-        dataparser.get_dataparser_outputs(split="val")
+        validate_splits([dataparser.get_dataparser_outputs(split="train"), dataparser.get_dataparser_outputs(split="val")])
 
     def print_to_terminal(self) -> None:
         """ns-train calls this first (then ``save_config``, then training): check the scene and the checkpoint to

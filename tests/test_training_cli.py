@@ -162,6 +162,41 @@ def test_ns_train_on_a_bad_scene_prints_one_message_and_writes_nothing(
     assert not output.exists() or not any(output.iterdir()), "no run folder is left behind"
 
 
+@pytest.mark.parametrize("damage", ["truncated image", "class id outside the class set"])
+def test_ns_train_decodes_every_frame_before_writing(
+    monkeypatch: pytest.MonkeyPatch, scene_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture, damage: str
+) -> None:
+    """Problems only a full decode finds (the header is fine) stop ns-train before the config dump, naming the file."""
+    import json
+
+    import numpy as np
+    from nerfstudio.scripts import train
+    from PIL import Image
+
+    meta = json.loads((scene_copy / "transforms.json").read_text())
+    frame = next(f for f in meta["frames"] if f["file_path"] in meta["test_filenames"])  # an evaluation frame
+    if damage == "truncated image":
+        victim = scene_copy / frame["file_path"]
+        victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+        expected = "cannot decode image"
+    else:
+        victim = scene_copy / frame["semantics_path"]
+        labels = np.asarray(Image.open(victim)).copy()
+        labels[-1, -1] = 42
+        Image.fromarray(labels).save(victim)
+        expected = "class id 42 is outside the class set"
+    output = tmp_path / "outputs"
+    argv = ["ns-train", "panoptic-lifting-small", "--data", str(scene_copy), "--output-dir", str(output), *TINY_CLI]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exited:
+        train.entrypoint()
+    assert exited.value.code == EXIT_DATA_ERROR
+    out = capsys.readouterr().out
+    assert f"{victim}: {expected}" in " ".join(out.split()), out
+    assert "Saving config" not in out and "Traceback" not in out
+    assert not output.exists() or not any(output.iterdir())
+
+
 def test_data_error_during_setup_leaves_no_run_folder(
     monkeypatch: pytest.MonkeyPatch, tiny_scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
