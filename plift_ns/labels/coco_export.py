@@ -14,7 +14,7 @@ import numpy as np
 
 from plift_ns.data.classes import ClassSet
 from plift_ns.data.label_io import read_label_png, read_semantics
-from plift_ns.labels.writer import FrameFiles, atomic_write_bytes, atomic_write_json, png_bytes
+from plift_ns.labels.files import FrameFiles, atomic_write_bytes, atomic_write_json, png_bytes
 
 
 def encode_ids(segment_ids: np.ndarray) -> np.ndarray:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -24,6 +23,8 @@ from PIL import Image
 
 from plift_ns.data.classes import ClassSet
 from plift_ns.errors import PliftDataError
+from plift_ns.labels.coco_export import export_coco_panoptic
+from plift_ns.labels.files import FrameFiles, atomic_write_bytes, atomic_write_json, png_bytes
 from plift_ns.labels.fusion import FusedLabels
 
 LABEL_DIRS = ("semantics", "instance", "probabilities")
@@ -31,23 +32,6 @@ STATE_FILE = "plift_labels.json"
 
 ProgressFn = Callable[[int, int, str, bool], None]
 """``progress(index, total, stem, skipped)`` after each frame."""
-
-
-@dataclass
-class FrameFiles:
-    """Paths of one frame: its image and its three label files (absolute) plus the relative ones for transforms.json."""
-
-    index: int
-    stem: str
-    image: Path
-    relative: Dict[str, str]
-    absolute: Dict[str, Path]
-
-    def done(self) -> bool:
-        return all(p.exists() for p in self.absolute.values())
-
-    def existing(self) -> List[Path]:
-        return [p for p in self.absolute.values() if p.exists()]
 
 
 @dataclass
@@ -63,28 +47,6 @@ class RunReport:
     @property
     def seconds_per_frame(self) -> float:
         return float(np.mean(self.seconds)) if self.seconds else 0.0
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary sibling and rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())
-
-
-def png_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def read_transforms(scene: Path) -> tuple:
@@ -280,7 +242,5 @@ def label_scene(
             progress(files.index + 1, len(frames), files.stem, files.stem in report.skipped)
     update_transforms(transforms_path, meta, frames, classes, settings)
     if export_coco_dir is not None:
-        from plift_ns.labels.coco_export import export_coco_panoptic
-
         report.coco_json = export_coco_panoptic(export_coco_dir, frames, class_set)
     return report
