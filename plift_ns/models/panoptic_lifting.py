@@ -6,8 +6,10 @@ semantic-probability field and a surrogate-instance field, trained with L_RGB + 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple, Type
+from typing import Dict, Iterator, List, Optional, Tuple, Type
+from unittest import mock
 
 import numpy as np
 import torch
@@ -15,11 +17,8 @@ from jaxtyping import Bool, Float, Int
 from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
-from nerfstudio.model_components.losses import MSELoss
-from nerfstudio.model_components.ray_samplers import PDFSampler, UniformSampler
-from nerfstudio.model_components.renderers import AccumulationRenderer, DepthRenderer, RGBRenderer
+from nerfstudio.model_components.renderers import DepthRenderer
 from nerfstudio.model_components.scene_colliders import AABBBoxCollider
-from nerfstudio.models.base_model import Model
 from nerfstudio.models.tensorf import TensoRFModel, TensoRFModelConfig
 from nerfstudio.utils import colormaps
 from torch import Tensor
@@ -30,7 +29,7 @@ from plift_ns.colors import dim_colors, instance_colors
 from plift_ns.data.classes import ClassSet
 from plift_ns.errors import PliftConfigError
 from plift_ns.fields.panoptic_field import PanopticField
-from plift_ns.models.viewer_gui import PanopticViewerGUI
+from plift_ns.models.viewer_gui import PanopticViewerGUI, panoptic_overlay
 
 
 @dataclass
@@ -114,8 +113,11 @@ class PanopticLiftingModel(TensoRFModel):
 
     # ---------------------------------------------------------------- modules
     def populate_modules(self) -> None:
-        """Build the field, samplers and renderers (no LPIPS: it would download weights)."""
-        Model.populate_modules(self)
+        """nerfstudio's TensoRF modules (samplers, renderers, losses, metrics, camera optimiser), with our field,
+        expected depth and near plane in place of its own; LPIPS is left out (building it downloads weights)."""
+        with torch.random.fork_rng(devices=[]), _without_lpips():  # its throwaway field must not move the seed
+            super().populate_modules()
+        del self.lpips
         cfg = self.config
         self.field = PanopticField(
             self.scene_box.aabb,
@@ -134,20 +136,8 @@ class PanopticLiftingModel(TensoRFModel):
             head_grid_components=cfg.head_grid_components,
             head_appearance=cfg.head_appearance,
         )
-        self.sampler_uniform = UniformSampler(num_samples=cfg.num_uniform_samples, single_jitter=True)
-        self.sampler_pdf = PDFSampler(num_samples=cfg.num_samples, single_jitter=True, include_original=False)
-        self.renderer_rgb = RGBRenderer(background_color=cfg.background_color)
-        self.renderer_accumulation = AccumulationRenderer()
         self.renderer_depth = DepthRenderer(method="expected")
-        self.rgb_loss = MSELoss()
         self.collider = AABBBoxCollider(scene_box=self.scene_box, near_plane=cfg.near_plane)
-        self.camera_optimizer = cfg.camera_optimizer.setup(num_cameras=self.num_train_data, device="cpu")
-
-        from torchmetrics.functional import structural_similarity_index_measure
-        from torchmetrics.image import PeakSignalNoiseRatio
-
-        self.psnr = PeakSignalNoiseRatio(data_range=1.0)
-        self.ssim = structural_similarity_index_measure
 
         thing = torch.tensor(self.class_set.isthing, dtype=torch.bool)
         self.register_buffer("thing_mask", thing, persistent=False)
@@ -336,14 +326,13 @@ class PanopticLiftingModel(TensoRFModel):
         return metrics, images
 
 
-def panoptic_overlay(
-    rgb: Float[Tensor, "H W 3"], semantic_colors: Float[Tensor, "H W 3"], instance_colors: Float[Tensor, "H W 3"],
-    opacity: float = 0.5,
-) -> Float[Tensor, "H W 3"]:
-    """RGB blended with the class colours, with segment boundaries (class or instance changes) drawn white."""
-    blended = (1 - opacity) * rgb + opacity * semantic_colors
-    key = semantic_colors + 2.0 * instance_colors
-    edge = torch.zeros(rgb.shape[:2], dtype=torch.bool, device=rgb.device)
-    edge[:-1] |= (key[1:] != key[:-1]).any(dim=-1)
-    edge[:, :-1] |= (key[:, 1:] != key[:, :-1]).any(dim=-1)
-    return torch.where(edge[..., None], torch.ones_like(blended), blended).clamp(0, 1)
+@contextlib.contextmanager
+def _without_lpips() -> Iterator[None]:
+    """While nerfstudio's TensoRF builds its modules, LPIPS is a placeholder (the real one downloads weights)."""
+
+    class NoLPIPS(torch.nn.Module):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__()
+
+    with mock.patch("torchmetrics.image.lpip.LearnedPerceptualImagePatchSimilarity", NoLPIPS):
+        yield

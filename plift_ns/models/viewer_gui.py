@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
 import numpy as np
 import torch
+from jaxtyping import Float
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.viewer.viewer_elements import (
     ViewerButton,
@@ -294,7 +295,6 @@ class PanopticViewerGUI(nn.Module):
             self._soft_maps(model, outputs)
         if self.is_default:
             return outputs
-        from plift_ns.models.panoptic_lifting import panoptic_overlay
 
         rgb = outputs["rgb"][..., :3].clamp(0, 1)
         grey = 0.25 + 0.5 * rgb.mean(dim=-1, keepdim=True).expand_as(rgb)
@@ -328,3 +328,16 @@ def label_counts(sem: Tensor, inst: Tensor) -> Dict[Tuple[int, int], int]:
 
 
 __all__ = ["PanopticViewerGUI", "ViewerMarkdown", "label_counts", "legend_markdown"]
+
+
+def panoptic_overlay(
+    rgb: Float[Tensor, "H W 3"], semantic_colors: Float[Tensor, "H W 3"], instance_colors: Float[Tensor, "H W 3"],
+    opacity: float = 0.5,
+) -> Float[Tensor, "H W 3"]:
+    """RGB blended with the class colours, with segment boundaries (class or instance changes) drawn white."""
+    blended = (1 - opacity) * rgb + opacity * semantic_colors
+    key = semantic_colors + 2.0 * instance_colors
+    edge = torch.zeros(rgb.shape[:2], dtype=torch.bool, device=rgb.device)
+    edge[:-1] |= (key[1:] != key[:-1]).any(dim=-1)
+    edge[:, :-1] |= (key[:, 1:] != key[:, :-1]).any(dim=-1)
+    return torch.where(edge[..., None], torch.ones_like(blended), blended).clamp(0, 1)
