@@ -217,7 +217,7 @@ def test_instance_ids_on_stuff_and_void_pixels_are_not_trained(scene_copy: Path,
     Image.fromarray(np.full(sem.shape, 77, dtype=np.uint16)).save(inst_path)  # id 77 everywhere
     dm = datamanager(scene_copy)
     c = dm.train_dataset.image_filenames.index(scene_copy / frame["file_path"])
-    stored = dm.train_labels.instance[c].numpy()
+    stored = dm.train_pixels.instance[c].numpy()
     assert np.all(stored[stuff] == 0), "stuff/void pixels must have no instance id"
     assert np.all(stored[~stuff] == 77), "thing pixels keep their id"
     assert "instance ids on stuff or void pixels were ignored in 1 of" in capsys.readouterr().out

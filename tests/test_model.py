@@ -72,7 +72,7 @@ def test_unbounded_field_renders_logits() -> None:
 
 
 def _density_grad_from_segmentation(stop: bool, **overrides) -> float:
-    model = tiny_model(stop_semantic_gradients=stop, head_weight_threshold=0.0, **overrides)
+    model = tiny_model(stop_head_gradients=stop, head_weight_threshold=0.0, **overrides)
     model.train()
     out = forward(model, rays())
     target = torch.zeros_like(out["semantics"])
@@ -202,3 +202,12 @@ def test_shared_sample_outputs_equal_separate_field_calls(head_appearance: bool)
     grads = [torch.autograd.grad(out[k].square().sum(), field.color_encoding.plane_coef, allow_unused=True)[0]
              for out in (fused, reference) for k in ("rgb",)]
     assert torch.allclose(grads[0], grads[1], atol=1e-6)
+
+
+def test_deprecated_flag_names_still_apply(capsys) -> None:
+    """Old config.yml files and command lines name the flags by their old names for one more release."""
+    model = tiny_model(stop_semantic_gradients=False, use_tta_confidence=False)
+    assert model.config.stop_head_gradients is False and model.config.use_label_probabilities is False
+    assert model.config.stop_semantic_gradients is None
+    out = capsys.readouterr().out
+    assert "stop-semantic-gradients is deprecated" in out and "use-label-probabilities" in out

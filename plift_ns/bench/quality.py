@@ -18,12 +18,12 @@ from plift_ns.eval.cli import evaluate_pipeline
 VARIANTS: Dict[str, Dict[str, bool]] = {
     "full": {"use_segment_consistency": True},
     "no segment consistency": {"use_segment_consistency": False},
-    "no TTA confidences": {"use_tta_confidence": False},
+    "no TTA confidences": {"use_label_probabilities": False},
     "unbounded logits": {"bounded_semantics": False, "bounded_instances": False},
-    "no gradient blocking": {"stop_semantic_gradients": False},
+    "no gradient blocking": {"stop_head_gradients": False},
     "all off": {
-        "use_segment_consistency": False, "use_tta_confidence": False, "bounded_semantics": False,
-        "bounded_instances": False, "stop_semantic_gradients": False,
+        "use_segment_consistency": False, "use_label_probabilities": False, "bounded_semantics": False,
+        "bounded_instances": False, "stop_head_gradients": False,
     },
 }
 """Table 2 of the paper: each robustness component switched off, and all of them."""

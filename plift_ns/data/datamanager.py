@@ -34,7 +34,7 @@ class PanopticDataManagerConfig(VanillaDataManagerConfig):
     eval_num_rays_per_batch: int = 1024
 
 
-class TrainingLabels:
+class FramePixels:
     """Every image and label of a split held as compact tensors for fast per-pixel sampling: uint8 colour, uint8 class
     ids (void 255), int16 instance ids, uint8 confidence and top-k class distributions (:class:`TopKDistributions`);
     ground truth is never read here."""
@@ -116,8 +116,8 @@ class PanopticDataManager(VanillaDataManager[PanopticDataset]):
     """Yields R_S ∪ R_I per step; the batch's first ``num_rays_semantic`` rays are R_S, the rest R_I (one image)."""
 
     config: PanopticDataManagerConfig
-    train_labels: TrainingLabels
-    eval_labels: TrainingLabels
+    train_pixels: FramePixels
+    eval_pixels: FramePixels
 
     def __init__(
         self,
@@ -138,12 +138,12 @@ class PanopticDataManager(VanillaDataManager[PanopticDataset]):
 
     def setup_train(self) -> None:
         self.train_dataset.load_ground_truth = False
-        self.train_labels = TrainingLabels(self.train_dataset, self.device, "Loading training views")
+        self.train_pixels = FramePixels(self.train_dataset, self.device, "Loading training views")
         self.train_ray_generator = RayGenerator(self.train_dataset.cameras.to(self.device))
 
     def setup_eval(self) -> None:
         self.eval_dataset.load_probabilities = False
-        self.eval_labels = TrainingLabels(self.eval_dataset, self.device, "Loading evaluation views", probabilities=False)
+        self.eval_pixels = FramePixels(self.eval_dataset, self.device, "Loading evaluation views", probabilities=False)
         self.eval_ray_generator = RayGenerator(self.eval_dataset.cameras.to(self.device))
         self.fixed_indices_eval_dataloader = FixedIndicesEvalDataloader(
             input_dataset=self.eval_dataset, device=self.device, num_workers=0
@@ -151,7 +151,7 @@ class PanopticDataManager(VanillaDataManager[PanopticDataset]):
         self.eval_dataloader = RandIndicesEvalDataloader(input_dataset=self.eval_dataset, device=self.device, num_workers=0)
 
     def _batch(
-        self, labels: TrainingLabels, generator: RayGenerator, n_semantic: int, n_instance: int
+        self, labels: FramePixels, generator: RayGenerator, n_semantic: int, n_instance: int
     ) -> Tuple[RayBundle, Dict]:
         parts = [labels.sample_all(n_semantic)]
         if n_instance > 0:
@@ -169,11 +169,11 @@ class PanopticDataManager(VanillaDataManager[PanopticDataset]):
     def next_train(self, step: int) -> Tuple[RayBundle, Dict]:
         self.train_count += 1
         n_instance = self.config.rays_instance if step >= self.instance_rays_from_step else 0
-        return self._batch(self.train_labels, self.train_ray_generator, self.config.rays_semantic, n_instance)
+        return self._batch(self.train_pixels, self.train_ray_generator, self.config.rays_semantic, n_instance)
 
     def next_eval(self, step: int) -> Tuple[RayBundle, Dict]:
         self.eval_count += 1
-        return self._batch(self.eval_labels, self.eval_ray_generator, self.config.eval_num_rays_per_batch, 0)
+        return self._batch(self.eval_pixels, self.eval_ray_generator, self.config.eval_num_rays_per_batch, 0)
 
     def get_train_rays_per_batch(self) -> int:
         return self.config.rays_semantic + self.config.rays_instance

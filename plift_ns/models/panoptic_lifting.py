@@ -21,6 +21,7 @@ from nerfstudio.model_components.renderers import DepthRenderer
 from nerfstudio.model_components.scene_colliders import AABBBoxCollider
 from nerfstudio.models.tensorf import TensoRFModel, TensoRFModelConfig
 from nerfstudio.utils import colormaps
+from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor
 from torch.nn import Parameter
 
@@ -30,6 +31,9 @@ from plift_ns.data.classes import ClassSet
 from plift_ns.errors import PliftConfigError
 from plift_ns.fields.panoptic_field import PanopticField
 from plift_ns.models.viewer_gui import PanopticViewerGUI, panoptic_overlay
+
+DEPRECATED_FLAGS = {"stop_semantic_gradients": "stop_head_gradients", "use_tta_confidence": "use_label_probabilities"}
+"""Old model-config names → new ones; old config.yml files and command lines keep working for one release."""
 
 
 @dataclass
@@ -67,12 +71,17 @@ class PanopticLiftingModelConfig(TensoRFModelConfig):
     """Render per-sample class probabilities (softmax before volume rendering, Sec. 3.3); False renders logits."""
     bounded_instances: bool = True
     """Render per-sample surrogate-id probabilities; False renders logits (softmax after rendering)."""
-    stop_semantic_gradients: bool = True
-    """Detach the rendering weights of both heads: segmentation losses do not move the density."""
+    stop_head_gradients: bool = True
+    """Detach the rendering weights of both heads (semantic and instance): their losses never move the density."""
     use_segment_consistency: bool = True
     """Segment consistency loss L_con (Eq. 7)."""
-    use_tta_confidence: bool = True
-    """Use the label files' class distributions and confidences; False trains on one-hot labels with confidence 1."""
+    use_label_probabilities: bool = True
+    """Train on the label files' class distributions and confidences (TTA, Sec. 3.1); False: one-hot of their classes
+    with confidence 1. The labels themselves are unchanged (single-pass labels come from ``plift-labels --no-tta``)."""
+    stop_semantic_gradients: Optional[bool] = None
+    """Deprecated name of ``stop_head_gradients`` (read for one more release)."""
+    use_tta_confidence: Optional[bool] = None
+    """Deprecated name of ``use_label_probabilities`` (read for one more release)."""
     semantic_loss_mult: float = 1.0
     instance_loss_mult: float = 1.0
     consistency_loss_mult: float = 1.35
@@ -88,7 +97,17 @@ class PanopticLiftingModelConfig(TensoRFModelConfig):
     background_color: str = "white"
 
     def check(self) -> None:
-        """Reject settings that cannot take effect (raises :class:`PliftConfigError`)."""
+        """Move deprecated flags to their new names (with a note) and reject settings that cannot take effect
+        (raises :class:`PliftConfigError`)."""
+        for old, new in DEPRECATED_FLAGS.items():
+            value = getattr(self, old)
+            if value is not None:
+                CONSOLE.print(
+                    f"[yellow]note:[/] --pipeline.model.{old.replace('_', '-')} is deprecated; it now reads "
+                    f"--pipeline.model.{new.replace('_', '-')} (the old name goes in the next release)."
+                )
+                setattr(self, new, value)
+                setattr(self, old, None)
         start = self.consistency_loss_start_step
         if self.use_segment_consistency and start is not None and start < self.instance_loss_start_step:
             raise PliftConfigError(
@@ -228,7 +247,7 @@ class PanopticLiftingModel(TensoRFModel):
             "accumulation": self.renderer_accumulation(weights),
             "depth": self.renderer_depth(weights, ray_samples),
         }
-        seg_weights = weights.detach() if self.config.stop_semantic_gradients else weights
+        seg_weights = weights.detach() if self.config.stop_head_gradients else weights
         outputs["semantics"] = self._render_head(samples["semantics"], keep, seg_weights, self.config.bounded_semantics)
         outputs["instance"] = self._render_head(
             samples["instance"], instance_keep, seg_weights, self.config.bounded_instances
@@ -268,7 +287,7 @@ class PanopticLiftingModel(TensoRFModel):
         n = batch.get("num_rays_semantic", len(outputs["rgb"]))
         sem_labels = batch["semantics"]
         valid = sem_labels >= 0
-        if cfg.use_tta_confidence and "probability" in batch:
+        if cfg.use_label_probabilities and "probability" in batch:
             target, confidence = batch["probability"], batch["confidence"]
         else:
             target = torch.nn.functional.one_hot(sem_labels.clamp(min=0), self.class_set.num_classes).float()
