@@ -3,9 +3,6 @@ PSNR) beside the same metrics of the input 2D labels; writes metrics.json and si
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -22,6 +19,7 @@ from plift_ns.errors import PliftDataError
 from plift_ns.eval.image_metrics import to_void_id
 from plift_ns.eval.metrics import PanopticEvaluator
 from plift_ns.eval.visualize import colorize_instances, colorize_semantics, side_by_side, write_png
+from plift_ns.io.atomic import atomic_write_json
 
 CONSOLE = Console(width=120)
 HEADLINE = ("PQ_scene", "SQ_scene", "RQ_scene", "PQ", "mIoU", "PSNR")
@@ -53,7 +51,7 @@ class EvalModel:
         image_dir = self.image_dir or output.parent / "views"
         results = evaluate_pipeline(pipeline, image_dir if self.save_images else None, self.max_views)
         results.update(checkpoint=str(checkpoint), step=int(step), config=str(self.load_config))
-        write_json_atomic(output, results)
+        atomic_write_json(output, results, indent=2, default=_json_default, end="")
         print_table(results)
         CONSOLE.print(f"[bold green]Wrote {output}" + (f" and views in {image_dir}" if self.save_images else ""))
         return results
@@ -105,15 +103,6 @@ def evaluate_pipeline(
             grid = np.concatenate([side_by_side(panels[:4]), side_by_side(panels[4:])], axis=0)
             write_png(image_dir / f"{Path(name).stem}.png", grid)
     return {"lifted": lifted.compute(), "labels_2d": labels_2d.compute(), "class_set": class_set.name}
-
-
-def write_json_atomic(path: Path, data: Dict[str, Any]) -> None:
-    """Write JSON through a temporary file so no half-written file is left behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, default=_json_default)
-    os.replace(tmp, path)
 
 
 def _json_default(value: Any) -> Any:

@@ -5,27 +5,31 @@ overwrite leaves no stale files of the earlier result.
 * :func:`refuse_existing`: the up-front check (call it before any heavy work);
 * :func:`atomic_output_dir`: ``with atomic_output_dir(folder, overwrite) as tmp:`` — write into ``tmp``;
 * :func:`atomic_output_file`: ``with atomic_output_file(path, overwrite) as tmp:`` — write the file ``tmp``
-  (same suffix as ``path``, so format-by-extension writers such as ffmpeg still work).
+  (same suffix as ``path``, so format-by-extension writers such as ffmpeg still work);
+* :func:`swap_into_place`: the final rename of a finished temporary file or folder over its target;
+* :func:`atomic_write_bytes` / :func:`atomic_write_json`: replace one small file (bytes or JSON) in a single step,
+  with no overwrite check (progress files, label files, results that a rerun refreshes).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Any, Callable, Iterator, Optional, Union
 
 from plift_ns.errors import PliftDataError
 
 PathLike = Union[str, Path]
 
 
-def refuse_existing(target: PathLike, overwrite: bool, is_dir: Optional[bool] = None) -> Path:
+def refuse_existing(target: PathLike, overwrite: bool, is_dir: Optional[bool] = None, flag: str = "--overwrite") -> Path:
     """Raise :class:`PliftDataError` if ``target`` is a non-empty folder or an existing file and not ``overwrite``,
     or (whatever ``overwrite``) if it is a file where a folder will be written (``is_dir``) or the other way round.
-    Returns ``target`` as an absolute path."""
+    ``flag`` names the switch that allows overwriting in the message. Returns ``target`` as an absolute path."""
     target = Path(target).expanduser().absolute()
     if is_dir is True and target.exists() and not target.is_dir():
         raise PliftDataError("output exists and is not a folder", target)
@@ -35,9 +39,9 @@ def refuse_existing(target: PathLike, overwrite: bool, is_dir: Optional[bool] = 
         return target
     if target.is_dir():
         if any(target.iterdir()):
-            raise PliftDataError("output folder is not empty (pass --overwrite to replace it)", target)
+            raise PliftDataError(f"output folder is not empty (pass {flag} to replace it)", target)
     elif target.exists() or target.is_symlink():
-        raise PliftDataError("output file exists (pass --overwrite to replace it)", target)
+        raise PliftDataError(f"output file exists (pass {flag} to replace it)", target)
     return target
 
 
@@ -69,15 +73,16 @@ def swap_into_place(tmp: Path, target: Path) -> None:
 
 
 @contextmanager
-def atomic_output_dir(target: PathLike, overwrite: bool = False) -> Iterator[Path]:
+def atomic_output_dir(target: PathLike, overwrite: bool = False, flag: str = "--overwrite") -> Iterator[Path]:
     """Yield an empty temporary sibling folder of ``target``; on success it replaces ``target`` whole, on any error
-    it is removed and ``target`` is left as it was. Refuses a non-empty ``target`` unless ``overwrite``."""
-    target = refuse_existing(target, overwrite, is_dir=True)
+    it is removed and ``target`` is left as it was. Refuses a non-empty ``target`` unless ``overwrite`` (``flag``:
+    see :func:`refuse_existing`)."""
+    target = refuse_existing(target, overwrite, is_dir=True, flag=flag)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
-        refuse_existing(target, overwrite, is_dir=True)  # something may have appeared there meanwhile
+        refuse_existing(target, overwrite, is_dir=True, flag=flag)  # something may have appeared there meanwhile
         swap_into_place(tmp, target)
     finally:
         if tmp.exists():
@@ -103,3 +108,23 @@ def atomic_output_file(target: PathLike, overwrite: bool = False) -> Iterator[Pa
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists() or tmp.is_symlink():
             tmp.unlink()
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    """Write ``data`` to a temporary sibling and rename it over ``path`` (creating its folder), so ``path`` is never
+    half-written; an existing ``path`` is replaced without asking."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_json(path: PathLike, data: Any, indent: int = 1, default: Optional[Callable[[Any], Any]] = None,
+                      end: str = "\n") -> None:
+    """:func:`atomic_write_bytes` of ``json.dumps(data, indent=indent, default=default) + end``."""
+    atomic_write_bytes(path, (json.dumps(data, indent=indent, default=default) + end).encode())

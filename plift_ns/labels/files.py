@@ -1,17 +1,19 @@
 """Label-file primitives shared by the label writer and the COCO panoptic export: one frame's label paths
-(:class:`FrameFiles`), PNG encoding and atomic writes (temporary sibling + ``os.replace``)."""
+(:class:`FrameFiles`), PNG encoding, and the atomic writes of :mod:`plift_ns.io.atomic` (re-exported here)."""
 
 from __future__ import annotations
 
 import io
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Dict, List
 
 import numpy as np
 from PIL import Image
+
+from plift_ns.io.atomic import atomic_write_bytes, atomic_write_json
+
+__all__ = ["FrameFiles", "atomic_write_bytes", "atomic_write_json", "png_bytes"]
 
 
 @dataclass
@@ -29,22 +31,6 @@ class FrameFiles:
 
     def existing(self) -> List[Path]:
         return [p for p in self.absolute.values() if p.exists()]
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary sibling and rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())
 
 
 def png_bytes(array: np.ndarray) -> bytes:

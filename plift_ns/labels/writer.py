@@ -23,8 +23,9 @@ from PIL import Image
 
 from plift_ns.data.classes import ClassSet
 from plift_ns.errors import PliftDataError
+from plift_ns.io.atomic import atomic_write_bytes, atomic_write_json
 from plift_ns.labels.coco_export import export_coco_panoptic
-from plift_ns.labels.files import FrameFiles, atomic_write_bytes, atomic_write_json, png_bytes
+from plift_ns.labels.files import FrameFiles, png_bytes
 from plift_ns.labels.fusion import FusedLabels
 
 LABEL_DIRS = ("semantics", "instance", "probabilities")

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
@@ -13,13 +10,15 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 from PIL import Image
 
-from plift_ns.errors import PliftDataError
+from plift_ns.io.atomic import atomic_output_dir
 from plift_ns.synthetic.cameras import Intrinsics, make_trajectory
 from plift_ns.synthetic.config import SynthConfig
 from plift_ns.synthetic.noise import MachineLabels, NoiseCounts, simulate_labels
 from plift_ns.synthetic.render import RenderedView, render_view
 from plift_ns.synthetic.scene import Room, build_room
 
+OVERWRITE_FLAG = "overwrite=True / --overwrite"
+"""How the refusal to replace a non-empty output names the way round it (Python API / plift-synth)."""
 SUBDIRS = ("images", "depth", "semantics", "instance", "probabilities", "gt_semantics", "gt_instance")
 
 ProgressFn = Callable[[int, int], None]
@@ -31,13 +30,6 @@ def scene_rngs(config: SynthConfig) -> Dict[str, np.random.Generator]:
         "cameras": np.random.default_rng([int(config.seed), 1]),
         "noise": np.random.default_rng([int(config.seed), int(config.noise.seed), 2]),
     }
-
-
-def _check_output(output: Path, overwrite: bool) -> None:
-    if output.exists() and not output.is_dir():
-        raise PliftDataError("output exists and is not a folder", output)
-    if output.is_dir() and any(output.iterdir()) and not overwrite:
-        raise PliftDataError("output folder is not empty (pass overwrite=True / --overwrite to replace it)", output)
 
 
 def _frame_entry(name: str, c2w: np.ndarray) -> Dict[str, Any]:
@@ -114,10 +106,7 @@ def generate_scene(
     """
     config.validate()
     output = Path(output).expanduser().absolute()
-    _check_output(output, overwrite)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
-    try:
+    with atomic_output_dir(output, overwrite, flag=OVERWRITE_FLAG) as tmp:
         for sub in SUBDIRS:
             (tmp / sub).mkdir()
         room = build_room(config.seed)
@@ -140,25 +129,4 @@ def generate_scene(
                 progress(i + 1, len(poses))
         (tmp / "transforms.json").write_text(json.dumps(_transforms(config, room, intr, frames, test_idx), indent=1))
         (tmp / "noise.json").write_text(json.dumps(_noise_report(config, total, train), indent=1))
-        _check_output(output, overwrite)
-        _swap_into_place(tmp, output)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return output
-
-
-def _swap_into_place(tmp: Path, output: Path) -> None:
-    """Rename ``tmp`` to ``output``, replacing an existing folder only once the new one is complete."""
-    if not output.exists():
-        os.replace(tmp, output)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".old", dir=output.parent))
-    old.rmdir()
-    os.replace(output, old)
-    try:
-        os.replace(tmp, output)
-    except BaseException:
-        os.replace(old, output)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
