@@ -31,9 +31,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 from jaxtyping import Bool, Float
-from nerfstudio.cameras.rays import Frustums, RaySamples
+from nerfstudio.cameras.rays import RaySamples
 from nerfstudio.field_components.field_heads import FieldHeadNames
 from torch import Tensor, nn
+
+from plift_ns.fields.panoptic_field import samples_at
 
 
 @dataclass(frozen=True)
@@ -95,23 +97,6 @@ def _expand(edits: Sequence[Edit]) -> List[Union[Delete, Duplicate]]:
     for e in edits:
         out.extend(e.expand() if isinstance(e, Move) else [e])
     return out
-
-
-def samples_at(positions: Float[Tensor, "N 3"], directions: Optional[Float[Tensor, "N 3"]] = None) -> RaySamples:
-    """RaySamples of shape (N, 1) whose sample positions are exactly ``positions`` (to query any field method)."""
-    n = positions.shape[0]
-    if directions is None:
-        directions = torch.zeros_like(positions)
-        directions[:, 2] = 1.0
-    zeros = torch.zeros((n, 1, 1), dtype=positions.dtype, device=positions.device)
-    frustums = Frustums(
-        origins=positions[:, None, :],
-        directions=directions[:, None, :],
-        starts=zeros,
-        ends=zeros.clone(),
-        pixel_area=torch.ones_like(zeros),
-    )
-    return RaySamples(frustums=frustums)
 
 
 @torch.no_grad()

@@ -6,7 +6,7 @@ from typing import Dict, Optional
 
 import torch
 from jaxtyping import Bool, Float
-from nerfstudio.cameras.rays import RaySamples
+from nerfstudio.cameras.rays import Frustums, RaySamples
 from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.field_components.encodings import NeRFEncoding, TensorVMEncoding
 from nerfstudio.field_components.mlp import MLP
@@ -126,3 +126,20 @@ class PanopticField(TensoRFField):
     def upsample_grids(self, resolution: int) -> None:
         self.density_encoding.upsample_grid(resolution)  # type: ignore[operator]
         self.color_encoding.upsample_grid(resolution)  # type: ignore[operator]
+
+
+def samples_at(positions: Float[Tensor, "N 3"], directions: Optional[Float[Tensor, "N 3"]] = None) -> RaySamples:
+    """RaySamples of shape (N, 1) whose sample positions are exactly ``positions`` (to query any field method)."""
+    n = positions.shape[0]
+    if directions is None:
+        directions = torch.zeros_like(positions)
+        directions[:, 2] = 1.0
+    zeros = torch.zeros((n, 1, 1), dtype=positions.dtype, device=positions.device)
+    frustums = Frustums(
+        origins=positions[:, None, :],
+        directions=directions[:, None, :],
+        starts=zeros,
+        ends=zeros.clone(),
+        pixel_area=torch.ones_like(zeros),
+    )
+    return RaySamples(frustums=frustums)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from jaxtyping import Bool, Float, Int
 from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
-from nerfstudio.cameras.rays import RayBundle
+from nerfstudio.cameras.rays import RayBundle, RaySamples
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.model_components.renderers import DepthRenderer
 from nerfstudio.model_components.scene_colliders import AABBBoxCollider
@@ -29,7 +29,8 @@ from plift_ns import losses
 from plift_ns.colors import dim_colors, instance_colors
 from plift_ns.data.classes import ClassSet
 from plift_ns.errors import PliftConfigError
-from plift_ns.fields.panoptic_field import PanopticField
+from plift_ns.fields.occupancy import OccupancyGrid
+from plift_ns.fields.panoptic_field import PanopticField, samples_at
 from plift_ns.models.viewer_gui import PanopticViewerGUI, panoptic_overlay
 
 DEPRECATED_FLAGS = {"stop_semantic_gradients": "stop_head_gradients", "use_tta_confidence": "use_label_probabilities"}
@@ -92,6 +93,15 @@ class PanopticLiftingModelConfig(TensoRFModelConfig):
     predictions, so starting it before the semantic field is accurate locks small classes into their neighbours."""
     head_weight_threshold: float = 1e-4
     """Evaluate the semantic/instance heads only on samples whose rendering weight exceeds this (0: all samples)."""
+    occupancy_resolution: int = 64
+    """Cells per axis of the occupancy grid that lets the density-only pass skip empty space (0 = off)."""
+    occupancy_threshold: float = 0.01
+    """A cell is empty while its density × the coarse sample spacing stays below this (about 1% opacity)."""
+    occupancy_in_training: bool = False
+    """Skip empty space in training too (from ``occupancy_start_step``, grid re-measured every
+    ``occupancy_update_every`` steps with a decaying maximum); off: only rendering (viewer, ns-render, eval) skips."""
+    occupancy_start_step: int = 500
+    occupancy_update_every: int = 16
     near_plane: float = 0.01
     """Rays start this far from the camera (normalised scene units)."""
     background_color: str = "white"
@@ -157,6 +167,11 @@ class PanopticLiftingModel(TensoRFModel):
         )
         self.renderer_depth = DepthRenderer(method="expected")
         self.collider = AABBBoxCollider(scene_box=self.scene_box, near_plane=cfg.near_plane)
+        self.occupancy = (
+            OccupancyGrid(self.scene_box.aabb, cfg.occupancy_resolution, cfg.occupancy_threshold)
+            if cfg.occupancy_resolution > 0
+            else None
+        )
 
         thing = torch.tensor(self.class_set.isthing, dtype=torch.bool)
         self.register_buffer("thing_mask", thing, persistent=False)
@@ -193,7 +208,56 @@ class PanopticLiftingModel(TensoRFModel):
         callbacks.append(
             TrainingCallback(where_to_run=[TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], update_every_num_iters=1, func=set_step)
         )
+        if self.occupancy is not None and self.config.occupancy_in_training:
+
+            def update_occupancy(step: int) -> None:
+                if step >= self.config.occupancy_start_step - 1:
+                    self.occupancy.update(self._density_at, self._coarse_step(), decay=0.95)  # type: ignore[union-attr]
+                    self.occupancy.source = ("training", self.field)  # type: ignore[union-attr]
+
+            callbacks.append(
+                TrainingCallback(
+                    where_to_run=[TrainingCallbackLocation.AFTER_TRAIN_ITERATION],
+                    update_every_num_iters=self.config.occupancy_update_every,
+                    func=update_occupancy,
+                )
+            )
         return callbacks
+
+    # ---------------------------------------------------------------- empty-space skipping
+    def _density_at(self, positions: Float[Tensor, "M 3"]) -> Float[Tensor, " M"]:
+        return self.field.get_density(samples_at(positions)).reshape(-1)
+
+    def _coarse_step(self) -> float:
+        """The largest spacing of the density-only samples: the scene box's diagonal over their number."""
+        extent = self.scene_box.aabb[1] - self.scene_box.aabb[0]
+        return float(extent.norm()) / self.config.num_uniform_samples
+
+    def _occupancy_for(self) -> Optional[OccupancyGrid]:
+        """The grid the density-only pass may use now: in training once it is measured; when rendering, measured
+        again whenever the field (edits included) or the training step changed since it was last measured."""
+        grid = self.occupancy
+        if grid is None:
+            return None
+        if self.training:
+            ok = self.config.occupancy_in_training and self.step >= self.config.occupancy_start_step
+            return grid if ok and grid.source is not None else None
+        training_grid = grid.source is not None and grid.source[0] == "training" and grid.source[1] is self.field
+        if not training_grid and (grid.source is None or grid.source[0] is not self.field or grid.source[1] != self.step):
+            grid.update(self._density_at, self._coarse_step(), decay=0.0, jitter=False)
+            grid.source = (self.field, self.step)
+        return grid
+
+    def _coarse_density(self, coarse: RaySamples) -> Float[Tensor, "N S 1"]:
+        """Density of the density-only samples, evaluated only in occupied cells (0 elsewhere)."""
+        grid = self._occupancy_for()
+        if grid is None:
+            return self.field.get_density(coarse)
+        occupied = grid.lookup(coarse.frustums.get_positions())
+        density = coarse.frustums.starts.new_zeros((*occupied.shape, 1))
+        if occupied.any():
+            density[occupied] = self.field.get_density(coarse[occupied].reshape((-1, 1))).reshape(-1, 1)
+        return density
 
     # ---------------------------------------------------------------- rendering
     def _significant(self, weights: Float[Tensor, "N S 1"]) -> Bool[Tensor, "N S"]:
@@ -221,7 +285,7 @@ class PanopticLiftingModel(TensoRFModel):
             self.camera_optimizer.apply_to_raybundle(ray_bundle)
         with torch.no_grad():
             coarse = self.sampler_uniform(ray_bundle)
-            coarse_weights = coarse.get_weights(self.field.get_density(coarse))
+            coarse_weights = coarse.get_weights(self._coarse_density(coarse))
         ray_samples = self.sampler_pdf(ray_bundle, coarse, coarse_weights)
         density = self.field.get_density(ray_samples)
         weights = ray_samples.get_weights(density)
