@@ -9,10 +9,15 @@ import numpy.typing as npt
 import torch
 from nerfstudio.data.dataparsers.base_dataparser import DataparserOutputs
 from nerfstudio.data.datasets.base_dataset import InputDataset
-from PIL import Image
 
 from plift_ns.data.classes import ClassSet
-from plift_ns.data.label_io import read_label_png, read_probabilities, read_semantics, thing_instances
+from plift_ns.data.label_io import (
+    read_label_png,
+    read_probabilities,
+    read_semantics,
+    resize_labels,
+    thing_instances,
+)
 from plift_ns.errors import PliftDataError
 
 
@@ -42,10 +47,7 @@ class PanopticDataset(InputDataset):
             ) from None
 
     def _resized(self, labels: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
-        if labels.shape == size:
-            return labels
-        image = Image.fromarray(labels.astype(np.int32), mode="I").resize((size[1], size[0]), Image.Resampling.NEAREST)
-        return np.asarray(image).astype(np.int64)
+        return resize_labels(labels, (size[1], size[0]))
 
     def _path(self, key: str, idx: int):
         paths = self.metadata.get(key)

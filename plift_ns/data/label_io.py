@@ -1,4 +1,5 @@
-"""Reading and writing the per-frame label files of the data contract (PNG label maps, npz probabilities)."""
+"""Reading, writing and resizing the per-frame label files of the data contract (PNG label maps, npz probabilities);
+the one home of label-PNG I/O for the dataset, the validators, plift-labels, plift-eval and the importers."""
 
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ from plift_ns.data.classes import ClassSet
 from plift_ns.errors import PliftDataError
 
 
-def read_label_png(path: Path, size: Optional[Tuple[int, int]] = None) -> np.ndarray:
-    """A single-channel uint8/uint16 PNG as an (H, W) integer array; ``size`` = expected (height, width)."""
+def read_label_png(path: Path, size: Optional[Tuple[int, int]] = None, grey_rgb: bool = False) -> np.ndarray:
+    """A single-channel uint8/uint16 PNG as an (H, W) int64 array; ``size`` = expected (height, width).
+    ``grey_rgb`` also accepts an RGB(A) image whose colour channels are all equal (as some dataset exports are)."""
     try:
         with Image.open(path) as im:
             array = np.asarray(im)
     except (OSError, ValueError) as err:
         raise PliftDataError(f"cannot read label image ({err})", path) from None
+    if grey_rgb and array.ndim == 3 and array.shape[2] in (3, 4) and np.all(array[..., :3] == array[..., :1]):
+        array = array[..., 0]
     if array.ndim != 2:
         raise PliftDataError(f"label image must have one channel, got shape {array.shape}", path)
     if size is not None and array.shape != tuple(size):
@@ -85,11 +89,21 @@ def read_probabilities(path: Path, num_classes: int, size: Tuple[int, int]) -> T
 
 
 def write_label_png(path: Path, labels: np.ndarray, dtype: Optional[type] = None) -> None:
-    """Write an integer label map as a PNG: ``dtype`` (uint8/uint16), or uint8 when it fits, else uint16."""
+    """Write an integer label map as a PNG: ``dtype`` (uint8/uint16), or uint8 when it fits, else uint16. Values
+    outside [0, 65535] are a :class:`PliftDataError` naming ``path``."""
     labels = np.asarray(labels)
+    if labels.min(initial=0) < 0 or labels.max(initial=0) > 65535:
+        raise PliftDataError(f"label values out of the PNG range: [{labels.min()}, {labels.max()}]", path)
     if dtype is None:
         dtype = np.uint8 if labels.max(initial=0) < 256 else np.uint16
-    if labels.min(initial=0) < 0 or labels.max(initial=0) >= 65536:
-        raise ValueError(f"label values out of range for a PNG: [{labels.min()}, {labels.max()}]")
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(labels.astype(dtype)).save(path)
+
+
+def resize_labels(labels: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of an integer label map to ``size`` = (width, height), as int64 (``labels`` itself
+    when it already has that size)."""
+    if (labels.shape[1], labels.shape[0]) == tuple(size):
+        return labels
+    im = Image.fromarray(labels.astype(np.int32), mode="I").resize(tuple(size), Image.Resampling.NEAREST)
+    return np.asarray(im).astype(np.int64)

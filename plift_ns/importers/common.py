@@ -32,6 +32,7 @@ from PIL import Image
 from rich.console import Console
 
 from plift_ns.data.classes import BUILTIN_CLASS_SETS, ClassSet, configs_dir, load_class_set
+from plift_ns.data.label_io import read_label_png, write_label_png
 from plift_ns.errors import PliftDataError
 
 CONSOLE = Console(width=120)
@@ -181,17 +182,8 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 def read_png(path: Path) -> np.ndarray:
-    """A single-channel PNG as an (H, W) int64 array."""
-    try:
-        with Image.open(path) as im:
-            array = np.asarray(im)
-    except (OSError, ValueError) as err:
-        raise PliftDataError(f"cannot read label image ({err})", path) from None
-    if array.ndim == 3 and array.shape[2] in (3, 4) and np.all(array[..., :3] == array[..., :1]):
-        array = array[..., 0]
-    if array.ndim != 2:
-        raise PliftDataError(f"label image must have one channel, got shape {array.shape}", path)
-    return array.astype(np.int64)
+    """A single-channel PNG as an (H, W) int64 array (grey RGB accepted)."""
+    return read_label_png(path, grey_rgb=True)
 
 
 def read_mask(path: Path) -> np.ndarray:
@@ -217,14 +209,6 @@ def resize_rgb(rgb: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
     enlarge = size[0] > rgb.shape[1] or size[1] > rgb.shape[0]
     method = Image.Resampling.BICUBIC if enlarge else Image.Resampling.BOX
     return np.asarray(Image.fromarray(rgb).resize(size, method))
-
-
-def resize_labels(labels: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of an integer label map to ``size`` = (width, height)."""
-    if (labels.shape[1], labels.shape[0]) == tuple(size):
-        return labels
-    im = Image.fromarray(labels.astype(np.int32), mode="I").resize(size, Image.Resampling.NEAREST)
-    return np.asarray(im).astype(np.int64)
 
 
 def resize_depth(depth: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
@@ -539,11 +523,7 @@ class SceneWriter:
             if array is None:
                 continue
             path, entry[key] = self._path(sub, f"{frame.name}.png")
-            array = np.asarray(array)
-            if array.min(initial=0) < 0 or array.max(initial=0) > 65535:
-                raise PliftDataError(f"label values out of the PNG range: [{array.min()}, {array.max()}]", path)
-            out_type = dtype or (np.uint8 if array.max(initial=0) < 256 else np.uint16)
-            Image.fromarray(array.astype(out_type)).save(path)
+            write_label_png(path, array, dtype)
         if frame.probability is not None:
             path, entry["probabilities_path"] = self._path("probabilities", f"{frame.name}.npz")
             conf = frame.confidence if frame.confidence is not None else np.ones(frame.probability.shape[:2])

@@ -30,7 +30,7 @@ import tyro
 from rich.progress import track
 from typing_extensions import Annotated
 
-from plift_ns.data.label_io import load_probability_npz
+from plift_ns.data.label_io import load_probability_npz, resize_labels
 from plift_ns.errors import PliftDataError
 from plift_ns.importers.common import (
     CONSOLE,
@@ -54,7 +54,6 @@ from plift_ns.importers.common import (
     report,
     require_dir,
     resize_depth,
-    resize_labels,
     resize_probabilities,
     resize_rgb,
     stuff_instances_to_zero,

@@ -28,6 +28,7 @@ import tyro
 from rich.progress import track
 from typing_extensions import Annotated
 
+from plift_ns.data.label_io import resize_labels
 from plift_ns.errors import PliftDataError
 from plift_ns.importers.common import (
     CONSOLE,
@@ -51,7 +52,6 @@ from plift_ns.importers.common import (
     report,
     require_dir,
     resize_depth,
-    resize_labels,
     resize_rgb,
     rigid_pose,
     stuff_instances_to_zero,

@@ -27,6 +27,7 @@ import tyro
 from rich.progress import track
 from typing_extensions import Annotated
 
+from plift_ns.data.label_io import resize_labels
 from plift_ns.errors import PliftDataError
 from plift_ns.importers.common import (
     CONSOLE,
@@ -50,7 +51,6 @@ from plift_ns.importers.common import (
     read_rgb,
     report,
     require_dir,
-    resize_labels,
     resize_rgb,
     stuff_instances_to_zero,
     transforms_meta,
