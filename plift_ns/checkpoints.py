@@ -4,6 +4,10 @@ nerfstudio's ``ns-viewer``, ``ns-render``, ``ns-eval`` and ``--load-dir`` resume
 ``weights_only``. A checkpoint of this method holds tensors plus numpy scalars (learning-rate scheduler state), which
 the weights-only unpickler refuses unless they are allow-listed. We allow-list exactly those plain numpy types — no
 code objects — so the restricted loader keeps working and nothing falls back to full pickle.
+
+Nothing is allow-listed at import: :func:`allow_trusted_checkpoints` is called explicitly where a checkpoint may be
+loaded next — ``PanopticPipeline.__init__`` (nerfstudio's ``eval_setup`` and ``Trainer.setup`` build the pipeline
+before ``torch.load``), ``PanopticTrainer._load_checkpoint`` and the plift-* commands that load a run.
 """
 
 from __future__ import annotations

@@ -8,14 +8,11 @@ from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.plugins.types import MethodSpecification
 
-from plift_ns import checkpoints
 from plift_ns.data.datamanager import PanopticDataManagerConfig
 from plift_ns.devices import default_device
 from plift_ns.models.panoptic_lifting import PanopticLiftingModelConfig
 from plift_ns.pipeline import PanopticPipelineConfig
 from plift_ns.trainer import LOCAL_HOST, PanopticTrainerConfig
-
-checkpoints.allow_trusted_checkpoints()
 
 
 def _optimizers(max_steps: int, grid_lr: float, head_lr: float = 5e-4) -> dict:

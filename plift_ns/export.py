@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from plift_ns.checkpoints import allow_trusted_checkpoints
 from plift_ns.errors import PliftDataError
 from plift_ns.io.atomic import atomic_output_dir, refuse_existing
 
@@ -258,8 +259,7 @@ class ExportPanoptic:
     def main(self) -> Dict[str, Any]:
         from nerfstudio.utils.eval_utils import eval_setup
 
-        import plift_ns.config  # noqa: F401  (weights-only-safe checkpoint types)
-
+        allow_trusted_checkpoints()
         check_export_args(self.num_points, self.split)
         refuse_existing(self.output_dir, self.overwrite, is_dir=True)
         if not Path(self.load_config).is_file():

@@ -8,6 +8,8 @@ from typing import Type
 
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
 
+from plift_ns.checkpoints import allow_trusted_checkpoints
+
 INDEXING_WARNING = r"Using a non-tuple sequence for multidimensional indexing"
 
 
@@ -29,8 +31,12 @@ class PanopticPipelineConfig(VanillaPipelineConfig):
 
 
 class PanopticPipeline(VanillaPipeline):
-    """VanillaPipeline that silences nerfstudio's per-ray-batch indexing warning when it is built."""
+    """VanillaPipeline that, when it is built, silences nerfstudio's per-ray-batch indexing warning and allow-lists
+    our checkpoints' numpy scalars for weights-only ``torch.load``: every loader of a saved run (ns-train --load-dir,
+    ns-viewer, ns-render, ns-eval and our plift-* commands through nerfstudio's ``eval_setup``) builds the pipeline
+    before it loads the checkpoint."""
 
     def __init__(self, *args, **kwargs) -> None:
         quiet_nerfstudio_indexing_warning()
+        allow_trusted_checkpoints()
         super().__init__(*args, **kwargs)

@@ -25,6 +25,7 @@ from nerfstudio.utils import writer
 from nerfstudio.utils.rich_utils import CONSOLE
 from rich.markup import escape
 
+from plift_ns.checkpoints import allow_trusted_checkpoints
 from plift_ns.data.validation import validate_splits
 from plift_ns.errors import PliftDataError
 from plift_ns.pipeline import quiet_nerfstudio_indexing_warning
@@ -162,6 +163,7 @@ class PanopticTrainer(Trainer):
         self.last_finished_step = step
 
     def _load_checkpoint(self) -> None:
+        allow_trusted_checkpoints()  # nerfstudio's loader calls torch.load without weights_only
         path = checkpoint_to_load(self.config.load_dir, self.config.load_step, self.config.load_checkpoint)
         if path is None:
             return super()._load_checkpoint()

@@ -45,8 +45,6 @@ def trained(tiny_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def pipeline(trained: Path):
-    import plift_ns.config  # noqa: F401
-
     _, pipeline, _, _ = eval_setup(trained, test_mode="inference")
     pipeline.model.eval()
     return pipeline

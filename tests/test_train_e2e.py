@@ -12,6 +12,7 @@ import pytest
 import torch
 from nerfstudio.utils.eval_utils import eval_setup
 
+from plift_ns.checkpoints import allow_trusted_checkpoints
 from plift_ns.config import panoptic_lifting_small_trainer
 from plift_ns.eval.cli import EvalModel
 
@@ -52,7 +53,7 @@ def trained(tiny_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_training_saves_a_checkpoint_that_loads_weights_only(trained: Path) -> None:
     checkpoint = trained.parent / "nerfstudio_models" / "step-000000019.ckpt"
     assert checkpoint.exists()
-    import plift_ns.config  # noqa: F401  (allow-lists the checkpoint's numpy scalars)
+    allow_trusted_checkpoints()  # the checkpoint's numpy scalars
 
     state = torch.load(checkpoint, map_location="cpu")  # torch >= 2.6: weights_only=True by default
     assert state["step"] == 19

@@ -18,6 +18,8 @@ from typing import Any, Dict, List
 
 import torch
 
+from plift_ns.checkpoints import allow_trusted_checkpoints
+
 METHODS = ("panoptic-lifting-small", "panoptic-lifting", "tensorf", "semantic-nerfw")
 
 
@@ -89,8 +91,7 @@ def _measure(method: str, scene: Path, work: Path, steps: int, warmup: int, devi
     stub_lpips()
     from nerfstudio.engine.optimizers import Optimizers
 
-    import plift_ns.config  # noqa: F401  (registers our methods and checkpoint types)
-
+    allow_trusted_checkpoints()
     torch.manual_seed(0)
     config = trainer_config(method, scene, work)
     pipeline = config.pipeline.setup(device=device, test_mode="val")

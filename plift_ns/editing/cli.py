@@ -33,6 +33,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from plift_ns.checkpoints import allow_trusted_checkpoints
 from plift_ns.editing.field import (
     Delete,
     Duplicate,
@@ -201,8 +202,7 @@ class EditScene:
     def main(self) -> Optional[Path]:
         from nerfstudio.utils.eval_utils import eval_setup
 
-        import plift_ns.config  # noqa: F401  (weights-only-safe checkpoint types)
-
+        allow_trusted_checkpoints()
         self.check_args()
         _, pipeline, _, _ = eval_setup(self.load_config, test_mode="inference")
         model = pipeline.model
