@@ -1,4 +1,5 @@
-"""Shared fixtures: small generated scenes (nothing is downloaded)."""
+"""Shared fixtures: small generated scenes, a tiny random Mask2Former and tiny in-process training runs (nothing is
+downloaded). Test modules import nothing from each other: what they share lives here."""
 
 from __future__ import annotations
 
@@ -20,3 +21,14 @@ def tiny_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def scene_copy(tiny_scene: Path, tmp_path: Path) -> Path:
     """A private, modifiable copy of the tiny scene."""
     return Path(shutil.copytree(tiny_scene, tmp_path / "scene"))
+
+
+@pytest.fixture(scope="session")
+def tiny_m2f(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder of a tiny random Mask2Former checkpoint (133 COCO-panoptic classes) that plift-labels loads like a hub
+    checkpoint; see tests/tiny_mask2former.py. Do not modify it."""
+    from tiny_mask2former import make_tiny_mask2former
+
+    path = tmp_path_factory.mktemp("tiny_m2f")
+    make_tiny_mask2former(path)
+    return path

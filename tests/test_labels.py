@@ -258,15 +258,6 @@ def test_class_map_count_mismatch_is_a_clear_error(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- transformers backend
 @pytest.fixture(scope="module")
-def tiny_m2f(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from plift_ns.labels.tiny_model import make_tiny_mask2former
-
-    path = tmp_path_factory.mktemp("tiny_m2f")
-    make_tiny_mask2former(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def tiny_segmenter(tiny_m2f: Path):
     from plift_ns.labels.hf_backend import HFQuerySegmenter
 

@@ -91,6 +91,46 @@ def load_training_frames(
     return frames
 
 
+def build_mask2former(
+    class_names: Sequence[str],
+    num_queries: int,
+    shortest_edge: int,
+    longest_edge: int,
+    width: int,
+    depth: int,
+    decoder_layers: int,
+    train_num_points: int,
+):
+    """A small ``transformers`` Mask2Former (Swin backbone) with fresh random weights, drawn from torch's global RNG
+    (seed it first for reproducible weights), in eval mode; returns (model, image processor). Nothing is downloaded.
+
+    ``width`` is the Swin embedding size (the transformer is twice as wide), ``depth`` the Swin blocks per stage;
+    ``train_num_points`` the points sampled per mask by the training loss (fewer: faster CPU training).
+    """
+    from transformers import (
+        Mask2FormerConfig,
+        Mask2FormerForUniversalSegmentation,
+        Mask2FormerImageProcessor,
+        SwinConfig,
+    )
+
+    names = list(class_names)
+    feedforward = 32 if width <= 16 else 4 * width
+    backbone = SwinConfig(
+        image_size=64, patch_size=4, embed_dim=width, depths=[depth] * 4, num_heads=[1, 1, 2, 2] if width > 16 else [1] * 4,
+        window_size=4, out_features=["stage1", "stage2", "stage3", "stage4"],
+    )
+    config = Mask2FormerConfig(
+        backbone_config=backbone, hidden_dim=2 * width, feature_size=2 * width, mask_feature_size=2 * width,
+        encoder_layers=1, decoder_layers=decoder_layers, num_queries=num_queries, num_attention_heads=2,
+        dim_feedforward=feedforward, encoder_feedforward_dim=feedforward, num_labels=len(names), use_pretrained_backbone=False,
+        id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)}, train_num_points=train_num_points,
+    )
+    model = Mask2FormerForUniversalSegmentation(config).eval()
+    processor = Mask2FormerImageProcessor(size={"shortest_edge": shortest_edge, "longest_edge": longest_edge})
+    return model, processor
+
+
 def train_segmenter(
     scenes: Sequence[Path],
     output: Path,
@@ -101,17 +141,16 @@ def train_segmenter(
 ) -> Path:
     """Train a Mask2Former from random weights on the GT panoptic labels of ``scenes``; ``save_pretrained`` it to
     ``output`` (written to a sibling temporary folder, then renamed). ``progress(step, loss)`` is called every step."""
-    from plift_ns.labels.tiny_model import make_tiny_mask2former
-
     config = config or SegmenterTrainConfig()
     class_set = class_set or load_class_set("scannet21")
     frames = load_training_frames(scenes, class_set)
     if not frames:
         raise PliftDataError("no frames to train the segmenter on", Path(scenes[0]) if scenes else None)
     h, w = frames[0][1].shape
-    model, processor = make_tiny_mask2former(
-        class_names=class_set.names, num_queries=config.num_queries, shortest_edge=min(h, w), longest_edge=max(h, w),
-        seed=config.seed, sharpen=False, width=config.width, depth=config.depth, decoder_layers=config.decoder_layers,
+    torch.manual_seed(config.seed)  # this run's initial weights and the loss's random point sampling
+    model, processor = build_mask2former(
+        class_set.names, num_queries=config.num_queries, shortest_edge=min(h, w), longest_edge=max(h, w),
+        width=config.width, depth=config.depth, decoder_layers=config.decoder_layers,
         train_num_points=config.train_num_points,
     )
     pixels = processor(images=[f[0] for f in frames], return_tensors="pt")
