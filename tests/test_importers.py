@@ -19,11 +19,12 @@ import pytest
 import torch
 from PIL import Image
 
+from plift_ns.data.class_maps import ClassMap
 from plift_ns.data.classes import load_class_set
 from plift_ns.data.dataparser import PanopticDataParserConfig
 from plift_ns.errors import PliftDataError
 from plift_ns.importers.cli import main as plift_import
-from plift_ns.importers.common import ClassMap, interleaved_test_indices, opencv_to_opengl
+from plift_ns.importers.common import interleaved_test_indices, opencv_to_opengl
 from plift_ns.importers.panoptic_lifting import PanopticLiftingImport, import_panoptic_lifting
 from plift_ns.importers.replica import ReplicaImport, import_replica
 from plift_ns.importers.safe_pickle import load_plain_pickle

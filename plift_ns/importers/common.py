@@ -23,7 +23,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Literal, Optional, Sequence, Tuple, Union
 
@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 from rich.console import Console
 
-from plift_ns.data.classes import BUILTIN_CLASS_SETS, ClassSet, configs_dir, load_class_set
+from plift_ns.data.classes import BUILTIN_CLASS_SETS, ClassSet, load_class_set
 from plift_ns.data.label_io import read_label_png, write_label_png
 from plift_ns.errors import PliftDataError
 
@@ -242,128 +242,7 @@ def interleaved_test_indices(n: int, test_fraction: float = 0.25) -> List[int]:
     return sorted({int((j + 0.5) * n / k) for j in range(k)})
 
 
-# --------------------------------------------------------------------------------------------------- class maps
-
-
-def class_maps_dir() -> Path:
-    return configs_dir() / "class_maps"
-
-
-@dataclass
-class LabelLUT:
-    """A lookup table from source label ids to class-set ids (void id for void; -1 for ids the map does not know)."""
-
-    table: np.ndarray
-    class_set: ClassSet
-    map_name: str
-    source_ids: List[int] = field(default_factory=list)
-    """Source ids the map knows, in order (the channel order of source probabilities)."""
-
-    def apply(self, labels: np.ndarray, path: Path) -> np.ndarray:
-        """Map a source label image; an id the map does not know is an error naming the file."""
-        labels = np.asarray(labels, dtype=np.int64)
-        bad = (labels < 0) | (labels >= len(self.table))
-        out = np.full(labels.shape, -1, dtype=np.int64)
-        out[~bad] = self.table[labels[~bad]]
-        unknown = out < 0
-        if unknown.any():
-            value = int(labels[unknown][0])
-            raise PliftDataError(f"label id {value} is not in the class map '{self.map_name}' (unknown label)", path)
-        return out
-
-    def map_probabilities(self, prob: np.ndarray, path: Path) -> Tuple[np.ndarray, np.ndarray]:
-        """Sum source class channels into the class set's classes (void channels dropped); rows renormalised.
-
-        Returns the (H, W, C) probabilities and the kept (non-void) mass per pixel. Source channel ``c`` is source id ``c``.
-        """
-        c_src = prob.shape[-1]
-        expected = len(self.table)
-        if c_src != expected:
-            raise PliftDataError(
-                f"probabilities have {c_src} class channels but the class map '{self.map_name}' has {expected} source "
-                "classes (pass the class map the labels were made with: --class-map)", path)
-        n = self.class_set.num_classes
-        onto = np.zeros((c_src, n), dtype=np.float32)
-        for s in range(c_src):
-            t = int(self.table[s])
-            if 0 <= t < n:
-                onto[s, t] = 1.0
-        out = prob.astype(np.float32) @ onto
-        mass = out.sum(-1)
-        out = np.where(mass[..., None] > 1e-6, out / np.maximum(mass[..., None], 1e-6), 1.0 / n)
-        return out, mass
-
-
-@dataclass
-class ClassMap:
-    """A source label space -> class-set map, read from ``configs/class_maps/<name>.json`` or a JSON path.
-
-    ``map`` maps a source key (an id, or a class name when ``keys`` is ``"name"``) to a target class name, a list of
-    candidate names (the first one in the chosen class set wins: one file serves ScanNet-21 and ScanNet-31), or
-    ``"void"``. ``default`` (a name, a list, ``"void"`` or null) is used for keys the map does not list; null makes them
-    errors. Name-keyed maps carry ``class_ids`` (id -> source name) as a fallback id table.
-    """
-
-    name: str
-    keys: str
-    entries: Dict[str, Union[str, List[str]]]
-    default: Optional[Union[str, List[str]]]
-    class_ids: Dict[int, str]
-    path: Path
-    num_source_ids: Optional[int] = None
-
-    @classmethod
-    def load(cls, spec: Union[str, Path]) -> "ClassMap":
-        path = Path(spec)
-        if not path.suffix:
-            path = class_maps_dir() / f"{spec}.json"
-        if not path.is_file():
-            raise PliftDataError("class map not found (give a name from configs/class_maps/ or a JSON path)", path)
-        try:
-            data = json.loads(path.read_text())
-            keys = str(data.get("keys", "id"))
-            entries = {str(k): v for k, v in data["map"].items()}
-            class_ids = {int(k): str(v) for k, v in data.get("class_ids", {}).items()}
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-            raise PliftDataError(f"not a valid class map ({err!r})", path) from None
-        if keys not in ("id", "name"):
-            raise PliftDataError(f"'keys' must be 'id' or 'name', got {keys!r}", path)
-        num = data.get("num_source_ids")
-        return cls(str(data.get("name", path.stem)), keys, entries, data.get("default"), class_ids, path,
-                   None if num is None else int(num))
-
-    def _resolve(self, target: Union[str, List[str], None], class_set: ClassSet, key: str) -> int:
-        """Class-set id of a map target (``class_set.void_id`` for void; -1 for no target)."""
-        if target is None:
-            return -1
-        candidates = [target] if isinstance(target, str) else list(target)
-        for name in candidates:
-            if name == "void":
-                return class_set.void_id
-            if name in class_set.names:
-                return class_set.index(name)
-        raise PliftDataError(
-            f"class map entry '{key}' -> {candidates}: none of these is a class of '{class_set.name}'", self.path)
-
-    def lut(self, class_set: ClassSet, id_to_name: Optional[Dict[int, str]] = None) -> LabelLUT:
-        """The lookup table for ``class_set``; name-keyed maps need ``id_to_name`` (or use their ``class_ids``)."""
-        if self.keys == "id":
-            ids = {int(k): k for k in self.entries}
-            size = max(max(ids, default=-1) + 1, self.num_source_ids or 0)
-            table = np.full(size, -1, dtype=np.int64)
-            for i in range(size):
-                key = ids.get(i)
-                table[i] = self._resolve(self.entries[key] if key is not None else self.default, class_set, str(i))
-            return LabelLUT(table, class_set, self.name, list(range(size)))
-        names = id_to_name if id_to_name is not None else self.class_ids
-        if not names:
-            raise PliftDataError("this class map is keyed by class name and needs an id -> name table", self.path)
-        size = max(names) + 1
-        table = np.full(size, -1, dtype=np.int64)
-        for i, name in names.items():
-            target = "void" if name == "void" else self.entries.get(name, self.default)
-            table[i] = self._resolve(target, class_set, name)
-        return LabelLUT(table, class_set, self.name, sorted(names))
+# --------------------------------------------------------------------------------------------------- class sets
 
 
 def class_set_spec(classes: str) -> Tuple[ClassSet, Union[str, Dict[str, Any]]]:

@@ -30,14 +30,13 @@ import tyro
 from rich.progress import track
 from typing_extensions import Annotated
 
+from plift_ns.data.class_maps import ClassMap, LabelLUT
 from plift_ns.data.label_io import load_probability_npz, resize_labels
 from plift_ns.errors import PliftDataError
 from plift_ns.importers.common import (
     CONSOLE,
-    ClassMap,
     Frame,
     ImportOptions,
-    LabelLUT,
     PinholeIntrinsics,
     SceneBoxEstimator,
     SceneWriter,

@@ -27,11 +27,11 @@ import tyro
 from rich.progress import track
 from typing_extensions import Annotated
 
+from plift_ns.data.class_maps import ClassMap
 from plift_ns.data.label_io import resize_labels
 from plift_ns.errors import PliftDataError
 from plift_ns.importers.common import (
     CONSOLE,
-    ClassMap,
     Frame,
     ImportOptions,
     LabelsFrom,
