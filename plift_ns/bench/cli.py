@@ -362,11 +362,39 @@ class Memory:
         return rows
 
 
+@dataclass
+class Viewer:
+    """Seconds per viewer frame (512 px on the longer side) of a trained run, with and without empty-space skipping,
+    measured alternately in one process."""
+
+    load_config: Path
+    longer_side: int = 512
+    repeats: int = 3
+    output_dir: Path = Path("bench-results")
+
+    def main(self) -> Dict[str, Any]:
+        from plift_ns.bench.viewer import viewer_frame_times
+
+        result = viewer_frame_times(self.load_config, self.longer_side, self.repeats)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        record = {"machine": machine_description(), "load_config": str(self.load_config), **result}
+        (self.output_dir / "viewer.json").write_text(json.dumps(record, indent=2))
+        w, h = result["pixels"]
+        CONSOLE.print(
+            f"viewer frame {w}x{h}: {result['full_s']:.2f} s without skipping, {result['skip_s']:.2f} s with it "
+            f"({_ratio(result['full_s'], result['skip_s'])} faster; {100 * (result['occupied_fraction'] or 0):.1f}% "
+            f"of cells occupied); images agree: rgb PSNR {result['rgb_psnr_between']:.1f} dB, classes "
+            f"{100 * result['same_class']:.2f}%, ids {100 * result['same_surrogate_id']:.2f}%"
+        )
+        return result
+
+
 Commands = Union[
     Annotated[Speed, tyro.conf.subcommand("speed")],
     Annotated[Quality, tyro.conf.subcommand("quality")],
     Annotated[Segmenter, tyro.conf.subcommand("segmenter")],
     Annotated[Memory, tyro.conf.subcommand("memory")],
+    Annotated[Viewer, tyro.conf.subcommand("viewer")],
 ]
 
 
