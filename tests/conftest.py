@@ -32,3 +32,56 @@ def tiny_m2f(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tiny_m2f")
     make_tiny_mask2former(path)
     return path
+
+
+# --------------------------------------------------------------------------- tiny in-process training runs
+def make_tiny_trainer(scene: Path, output: Path, steps: int):
+    """A panoptic-lifting-small TrainerConfig shrunk to seconds on a CPU (16³→24³ grids, 128 + 64 rays, 24 + 8
+    samples), saving a checkpoint at the end; tests/test_training_cli.py's TINY_CLI is its command-line form."""
+    from plift_ns.config import panoptic_lifting_small_trainer
+
+    config = panoptic_lifting_small_trainer(max_steps=steps)
+    config.pipeline.datamanager.data = scene
+    config.pipeline.datamanager.rays_semantic = 128
+    config.pipeline.datamanager.rays_instance = 64
+    model = config.pipeline.model
+    model.init_resolution, model.final_resolution, model.upsampling_iters = 16, 24, (10,)
+    model.num_uniform_samples, model.num_samples, model.instance_loss_start_step = 24, 8, 5
+    config.output_dir = output
+    config.vis = "tensorboard"
+    config.steps_per_save = steps
+    config.steps_per_eval_batch = 10
+    config.steps_per_eval_image = 10_000
+    config.machine.device_type = "cpu"
+    config.logging.local_writer.enable = False
+    return config
+
+
+def run_training(config) -> None:
+    """Save ``config`` (a fresh timestamped run folder) and train it in-process, as ns-train does."""
+    config.set_timestamp()
+    config.save_config()
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    trainer.train()
+
+
+@pytest.fixture(scope="session")
+def tiny_trainer():
+    """``tiny_trainer(scene, output_dir, steps)`` → the TrainerConfig of :func:`make_tiny_trainer`."""
+    return make_tiny_trainer
+
+
+@pytest.fixture(scope="session")
+def run():
+    """``run(config)``: train a TrainerConfig in-process (:func:`run_training`)."""
+    return run_training
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """config.yml of a tiny model trained in-process for 20 CPU steps, once per test module that uses it (a module
+    may override this fixture with another run)."""
+    config = make_tiny_trainer(tiny_scene, tmp_path_factory.mktemp("runs"), steps=20)
+    run_training(config)
+    return config.get_base_dir() / "config.yml"

@@ -9,21 +9,12 @@ from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 
 import pytest
-from test_train_e2e import run, tiny_trainer
 
 from plift_ns.data.classes import load_class_set
 from plift_ns.editing import cli as edit_cli
 from plift_ns.errors import PliftDataError
 from plift_ns.export import entrypoint as export_entrypoint
 from plift_ns.io.atomic import atomic_output_dir, atomic_output_file, refuse_existing
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny model of tests/test_render_edit_export.py (20 CPU steps)."""
-    config = tiny_trainer(tiny_scene, tmp_path_factory.mktemp("runs"), steps=20)
-    run(config)
-    return config.get_base_dir() / "config.yml"
 
 
 @pytest.fixture(scope="module")

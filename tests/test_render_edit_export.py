@@ -17,7 +17,6 @@ import torch
 from nerfstudio.utils import colormaps
 from nerfstudio.utils.eval_utils import eval_setup
 from nerfstudio.viewer.control_panel import _get_colormap_options
-from test_train_e2e import run, tiny_trainer
 
 from plift_ns.editing import (
     Delete,
@@ -34,13 +33,6 @@ from plift_ns.export import ExportPanoptic, export_panoptic_point_cloud, read_pl
 from plift_ns.models.viewer_gui import ALL_CLASSES, PanopticViewerGUI, label_counts
 
 PANOPTIC_OUTPUTS = ["rgb", "semantics_colormap", "instance_colormap", "panoptic"]
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    config = tiny_trainer(tiny_scene, tmp_path_factory.mktemp("runs"), steps=20)
-    run(config)
-    return config.get_base_dir() / "config.yml"
 
 
 @pytest.fixture(scope="module")

@@ -8,46 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
+import yaml
 from nerfstudio.utils.eval_utils import eval_setup
 
 from plift_ns.checkpoints import allow_trusted_checkpoints
 from plift_ns.config import panoptic_lifting_small_trainer
-from plift_ns.eval.cli import EvalModel
-
-
-def tiny_trainer(scene: Path, output: Path, steps: int):
-    config = panoptic_lifting_small_trainer(max_steps=steps)
-    config.pipeline.datamanager.data = scene
-    config.pipeline.datamanager.rays_semantic = 128
-    config.pipeline.datamanager.rays_instance = 64
-    model = config.pipeline.model
-    model.init_resolution, model.final_resolution, model.upsampling_iters = 16, 24, (10,)
-    model.num_uniform_samples, model.num_samples, model.instance_loss_start_step = 24, 8, 5
-    config.output_dir = output
-    config.vis = "tensorboard"
-    config.steps_per_save = steps
-    config.steps_per_eval_batch = 10
-    config.steps_per_eval_image = 10_000
-    config.machine.device_type = "cpu"
-    config.logging.local_writer.enable = False
-    return config
-
-
-def run(config) -> None:
-    config.set_timestamp()
-    config.save_config()
-    trainer = config.setup(local_rank=0, world_size=1)
-    trainer.setup()
-    trainer.train()
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    config = tiny_trainer(tiny_scene, tmp_path_factory.mktemp("runs"), steps=20)
-    run(config)
-    return config.get_base_dir() / "config.yml"
+from plift_ns.eval.cli import EvalModel, evaluate_pipeline
 
 
 def test_training_saves_a_checkpoint_that_loads_weights_only(trained: Path) -> None:
@@ -75,7 +42,23 @@ def test_plift_eval_scores_lifted_model_and_2d_labels(trained: Path, tmp_path: P
     assert len(list((tmp_path / "views").glob("*.png"))) == 2
 
 
-def test_resume_from_checkpoint(trained: Path, tiny_scene: Path, tmp_path: Path) -> None:
+def test_training_beats_the_untrained_model(trained: Path) -> None:
+    """The 20 CPU steps learn the scene: on held-out test views the trained model's PSNR is well above the same
+    model's before training (measured: 9.4-12 dB trained over 5 seeds vs 2.9 dB untrained). Fails if training does
+    not update the weights or the checkpoint does not restore them."""
+    _, pipeline, _, step = eval_setup(trained, test_mode="inference")
+    assert step == 19
+    config = yaml.load(trained.read_text(), Loader=yaml.Loader)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        untrained = config.pipeline.setup(device="cpu", test_mode="inference")
+    untrained.eval()
+    psnr = evaluate_pipeline(pipeline, None, max_views=2, show_progress=False)["lifted"]["PSNR"]
+    psnr_untrained = evaluate_pipeline(untrained, None, max_views=2, show_progress=False)["lifted"]["PSNR"]
+    assert psnr > psnr_untrained + 3.0, (psnr, psnr_untrained)
+
+
+def test_resume_from_checkpoint(trained: Path, tiny_scene: Path, tmp_path: Path, tiny_trainer, run) -> None:
     config = tiny_trainer(tiny_scene, tmp_path, steps=5)  # nerfstudio counts further iterations from the checkpoint
     config.load_dir = trained.parent / "nerfstudio_models"
     run(config)

@@ -17,11 +17,10 @@ import psutil
 import pytest
 import yaml
 from nerfstudio.utils.eval_utils import eval_setup
-from test_train_e2e import run, tiny_trainer
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-TINY_CLI = [  # the command-line form of test_train_e2e.tiny_trainer, so its checkpoints load into that config
+TINY_CLI = [  # the command-line form of conftest.make_tiny_trainer, so its checkpoints load into that config
     "--pipeline.datamanager.rays-semantic", "128", "--pipeline.datamanager.rays-instance", "64",
     "--pipeline.model.init-resolution", "16", "--pipeline.model.final-resolution", "24",
     "--pipeline.model.upsampling-iters", "10", "--pipeline.model.num-uniform-samples", "24",
@@ -33,7 +32,8 @@ EXIT_DATA_ERROR, EXIT_INTERRUPTED = 2, 130
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def trained(tiny_scene: Path, tmp_path_factory: pytest.TempPathFactory, tiny_trainer, run) -> Path:
+    """A 3-step run (overrides conftest's 20-step ``trained``)."""
     config = tiny_trainer(tiny_scene, tmp_path_factory.mktemp("runs"), steps=3)
     run(config)
     return config.get_base_dir() / "config.yml"
@@ -106,7 +106,7 @@ def test_ns_viewer_honours_an_explicit_host(monkeypatch: pytest.MonkeyPatch, tra
     assert viewer_addresses(monkeypatch, trained, ["--viewer.websocket-host", "0.0.0.0"]) == {"0.0.0.0"}
 
 
-def test_training_viewer_listens_on_localhost(tiny_scene: Path, tmp_path: Path) -> None:
+def test_training_viewer_listens_on_localhost(tiny_scene: Path, tmp_path: Path, tiny_trainer) -> None:
     config = tiny_trainer(tiny_scene, tmp_path, steps=1)
     config.vis = "viewer+tensorboard"  # the method's viewer config, as `ns-train ... --vis viewer` uses it
     config.viewer.websocket_port = port = free_port()
@@ -198,7 +198,7 @@ def test_ns_train_decodes_every_frame_before_writing(
 
 
 def test_data_error_during_setup_leaves_no_run_folder(
-    monkeypatch: pytest.MonkeyPatch, tiny_scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    monkeypatch: pytest.MonkeyPatch, tiny_scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture, tiny_trainer
 ) -> None:
     """A problem found only while frames load (after ns-train saved config.yml): one message, no empty run folder."""
     from plift_ns.data.datamanager import PanopticDataManager
@@ -222,7 +222,7 @@ def test_data_error_during_setup_leaves_no_run_folder(
 # --- 8. Ctrl-C saves the current step; --load-dir resumes or says clearly what is missing --------------------------
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tiny_scene: Path, tmp_path: Path) -> None:
+def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tiny_scene: Path, tmp_path: Path, tiny_trainer, run) -> None:
     log = tmp_path / "train.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -256,7 +256,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tiny_scene: Path, tmp_pa
 
 
 def test_load_dir_without_checkpoint_is_one_readable_error(
-    tiny_scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    tiny_scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture, tiny_trainer
 ) -> None:
     from nerfstudio.scripts.train import main as ns_train_main
 
@@ -283,7 +283,7 @@ def test_load_dir_without_checkpoint_is_one_readable_error(
 
 
 @pytest.mark.filterwarnings("always::UserWarning")
-def test_training_and_rendering_raise_no_indexing_warning(tiny_scene: Path, tmp_path: Path) -> None:
+def test_training_and_rendering_raise_no_indexing_warning(tiny_scene: Path, tmp_path: Path, tiny_trainer, run) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         config = tiny_trainer(tiny_scene, tmp_path, steps=3)
