@@ -131,3 +131,39 @@ def test_quality_benchmark_end_to_end_two_label_sources(trained_segmenter: Path,
     saved = json.loads((out / "quality.json").read_text())
     assert saved["steps"] == 6 and saved["complete"] is True
     assert "INCOMPLETE" not in markdown
+
+
+def test_targets_reached_first_evaluation_past_each_target() -> None:
+    from plift_ns.bench.time_to_quality import targets_reached, ttq_markdown
+
+    curve = [
+        {"step": 10, "seconds": 5.0, "PSNR": 20.0, "PQ_scene": 0.40, "mIoU": 0.60},
+        {"step": 20, "seconds": 9.0, "PSNR": 25.5, "PQ_scene": 0.50, "mIoU": 0.70},
+        {"step": 30, "seconds": 14.0, "PSNR": 26.0, "PQ_scene": 0.52, "mIoU": 0.69},
+    ]
+    labels = {"PQ_scene": 0.36, "mIoU": 0.607, "PQ": 0.6}
+    plift = {"method": "plift", "curve": curve, "labels_2d": labels, "frame_512_s": 1.0, "peak_mem_mb": 100}
+    # PQ^scene target 0.36 + 0.153 = 0.513 -> 14 s; mIoU target 0.607 + 0.089 = 0.696 -> 9 s; PSNR 25 -> 9 s
+    assert targets_reached(plift) == {"PSNR": 9.0, "PQ_scene": 14.0, "mIoU": 9.0}
+    tensorf = {"method": "tensorf", "frame_512_s": 2.0, "peak_mem_mb": 50, "labels_2d": {},
+               "curve": [{"step": 10, "seconds": 27.0, "PSNR": 25.1}]}
+    assert targets_reached(tensorf) == {"PSNR": 27.0, "PQ_scene": None, "mIoU": None}
+    table = ttq_markdown([plift, tensorf])
+    assert "| plift | 9 | 3.00× shorter | 14 | 9 |" in table
+    assert "| tensorf | 27 | 1.00× shorter | not reached | not reached |" in table
+
+
+@pytest.mark.parametrize("method", ["panoptic-lifting-small", "tensorf"])
+def test_time_to_quality_run_in_a_child_process(method: str, tiny_scene: Path) -> None:
+    from plift_ns.bench.time_to_quality import run_method
+
+    result = run_method(method, tiny_scene, steps=4, eval_every=2, device="cpu")
+    assert "error" not in result, result.get("error")
+    assert [p["step"] for p in result["curve"]] == [2, 4]
+    assert result["curve"][1]["seconds"] > result["curve"][0]["seconds"] > 0
+    assert all(np.isfinite(p["PSNR"]) for p in result["curve"])
+    assert result["frame_512_s"] > 0 and result["peak_mem_mb"] > 0
+    if method == "tensorf":
+        assert "PQ_scene" not in result["curve"][0]
+    else:
+        assert 0 <= result["curve"][1]["PQ_scene"] <= 1 and set(result["labels_2d"]) == {"PQ_scene", "mIoU", "PQ"}

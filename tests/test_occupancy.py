@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from test_model import rays, tiny_model
+from tiny_models import rays, tiny_model
 
 from plift_ns.fields.occupancy import OccupancyGrid
 

@@ -53,6 +53,13 @@ class Speed:
     device: Optional[str] = None
     """cuda / cpu (default: CUDA when available)."""
     output_dir: Path = Path("bench-results")
+    quality_steps: int = 0
+    """Also measure time to quality: train each of --quality-methods this many steps, scoring the test views every
+    --eval-every steps outside the clock (0: throughput only)."""
+    quality_methods: Tuple[str, ...] = ("panoptic-lifting-small", "tensorf")
+    eval_every: int = 250
+    baseline_src: Optional[Path] = None
+    """Another plift-ns checkout (e.g. an older commit) whose panoptic-lifting-small is timed beside this one's."""
 
     def main(self) -> List[Dict[str, Any]]:
         scene_preset, steps, warmup = SPEED_PRESETS[self.preset]
@@ -64,6 +71,8 @@ class Speed:
             for method in self.methods:
                 CONSOLE.print(f"[bold]Timing {method} ({steps} steps after {warmup} warm-up) on {device}")
                 results.append(measure(method, scene, work, steps, warmup, device))
+            if self.quality_steps > 0:
+                self._time_to_quality(scene, device)
         table = speed_markdown(results)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         (self.output_dir / "speed.json").write_text(json.dumps({"machine": machine_description(), "results": results}, indent=2))
@@ -71,6 +80,30 @@ class Speed:
         print_speed(results)
         CONSOLE.print(f"Wrote {self.output_dir / 'speed.json'} and speed.md")
         return results
+
+
+    def _time_to_quality(self, scene: Path, device: str) -> List[Dict[str, Any]]:
+        from plift_ns.bench.time_to_quality import run_method, ttq_markdown, ttq_plot
+
+        runs = [(m, None, m) for m in self.quality_methods]
+        if self.baseline_src is not None:
+            runs.insert(0, ("panoptic-lifting-small", self.baseline_src, "panoptic-lifting-small (baseline)"))
+        results = []
+        for method, source, label in runs:
+            CONSOLE.print(f"[bold]Time to quality: {label}, {self.quality_steps} steps, scored every {self.eval_every}")
+            results.append(run_method(method, scene, self.quality_steps, self.eval_every, device, source, label))
+            self._write_ttq(results, ttq_markdown, ttq_plot)  # kept after every method: a stopped run keeps its rows
+        print_markdown_table(ttq_markdown(results), "time to quality (training wall-clock, same run)")
+        return results
+
+    def _write_ttq(self, results: List[Dict[str, Any]], markdown: Any, plot: Any) -> None:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        record = {"machine": machine_description(), "steps": self.quality_steps, "results": results}
+        (self.output_dir / "time-to-quality.json").write_text(json.dumps(record, indent=2))
+        (self.output_dir / "time-to-quality.md").write_text(
+            f"# Time to quality ({date.today()}, {machine_description()})\n\n{markdown(results)}\n"
+        )
+        plot(results, self.output_dir / "time-to-quality.png")
 
 
 def _ratio(a: float, b: float) -> str:

@@ -3,15 +3,13 @@ Table 2 hurt? Trains each variant on generated scenes and scores the test views 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
-from nerfstudio.engine.callbacks import TrainingCallbackAttributes, TrainingCallbackLocation
-from nerfstudio.engine.optimizers import Optimizers
 
+from plift_ns.bench.time_to_quality import train_with_curve
 from plift_ns.config import panoptic_lifting_small_trainer
 from plift_ns.eval.cli import evaluate_pipeline
 
@@ -49,36 +47,14 @@ def train_variant(
     config.pipeline.datamanager.data = scene
     for key, value in switches.items():
         setattr(config.pipeline.model, key, value)
-    for group in config.optimizers.values():
-        group["scheduler"].max_steps = steps
-    pipeline = config.pipeline.setup(device=device, test_mode="val")
-    optimizers = Optimizers(config.optimizers, pipeline.get_param_groups())
-    callbacks = pipeline.get_training_callbacks(
-        TrainingCallbackAttributes(optimizers=optimizers, grad_scaler=None, pipeline=pipeline, trainer=None)
-    )
-    curve: List[Dict[str, float]] = []
-    seconds = 0.0
-    for step in range(steps):
-        start = time.perf_counter()
-        pipeline.train()
-        for callback in callbacks:
-            callback.run_callback_at_location(step, TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
-        _, loss_dict, _ = pipeline.get_train_loss_dict(step)
-        optimizers.zero_grad_all()
-        sum(loss_dict.values()).backward()  # type: ignore[union-attr]
-        optimizers.optimizer_step_all()
-        optimizers.scheduler_step_all(step)
-        for callback in callbacks:
-            callback.run_callback_at_location(step, TrainingCallbackLocation.AFTER_TRAIN_ITERATION)
-        seconds += time.perf_counter() - start
-        if progress is not None:
-            progress(step)
-        if (step + 1) % eval_every == 0 or step + 1 == steps:
-            pipeline.eval()
-            scores = evaluate_pipeline(pipeline, None, show_progress=False)
-            lifted = scores["lifted"]
-            curve.append({"step": step + 1, "seconds": seconds, "PQ_scene": lifted["PQ_scene"], "mIoU": lifted["mIoU"]})
-    return RunResult("", scores["lifted"], scores["labels_2d"], seconds, curve)
+    last: Dict[str, Any] = {}
+
+    def evaluate(pipeline: Any) -> Dict[str, float]:
+        last.update(evaluate_pipeline(pipeline, None, show_progress=False))
+        return {"PQ_scene": last["lifted"]["PQ_scene"], "mIoU": last["lifted"]["mIoU"]}
+
+    _, curve, seconds = train_with_curve(config, steps, eval_every, device, evaluate, progress)
+    return RunResult("", last["lifted"], last["labels_2d"], seconds, curve)
 
 
 def time_to_quality(curve: List[Dict[str, float]], fraction: float = 0.95) -> Optional[float]:
