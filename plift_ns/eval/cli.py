@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
+from plift_ns.checkpoints import allow_trusted_checkpoints
 from plift_ns.data.classes import ClassSet
 from plift_ns.errors import PliftDataError
 from plift_ns.eval.image_metrics import to_void_id
@@ -44,7 +45,7 @@ class EvalModel:
 
         if not self.load_config.exists():
             raise PliftDataError("training config not found", self.load_config)
-        import plift_ns.config  # noqa: F401  (registers weights-only-safe checkpoint types)
+        allow_trusted_checkpoints()  # runs saved before the pipeline did this themselves
 
         config, pipeline, checkpoint, step = eval_setup(self.load_config, test_mode="inference")
         output = self.output_path or Path(config.get_base_dir()) / "plift_eval" / "metrics.json"
