@@ -24,11 +24,12 @@ from plift_ns.data.classes import load_class_set
 from plift_ns.data.dataparser import PanopticDataParserConfig
 from plift_ns.errors import PliftDataError
 from plift_ns.importers.cli import main as plift_import
-from plift_ns.importers.common import interleaved_test_indices, opencv_to_opengl
 from plift_ns.importers.panoptic_lifting import PanopticLiftingImport, import_panoptic_lifting
+from plift_ns.importers.poses import opencv_to_opengl
 from plift_ns.importers.replica import ReplicaImport, import_replica
 from plift_ns.importers.safe_pickle import load_plain_pickle
 from plift_ns.importers.scannet import ScanNetImport, import_scannet
+from plift_ns.importers.writer import interleaved_test_indices
 from plift_ns.synthetic import Intrinsics, NoiseConfig, build_room, make_trajectory, render_view, simulate_labels
 
 W, H, N = 64, 48, 8

@@ -16,10 +16,10 @@ import tyro
 from typing_extensions import Annotated
 
 from plift_ns.errors import PliftDataError
-from plift_ns.importers.common import CONSOLE
 from plift_ns.importers.panoptic_lifting import PanopticLiftingImport
 from plift_ns.importers.replica import ReplicaImport
 from plift_ns.importers.scannet import ScanNetImport
+from plift_ns.importers.writer import CONSOLE
 
 Importer = Union[
     Annotated[PanopticLiftingImport, tyro.conf.subcommand("panoptic-lifting")],

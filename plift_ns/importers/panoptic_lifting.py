@@ -23,42 +23,22 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional
+from typing import Dict, List, Literal, Optional
 
 import numpy as np
 import tyro
-from rich.progress import track
 from typing_extensions import Annotated
 
 from plift_ns.data.class_maps import ClassMap, LabelLUT
 from plift_ns.data.label_io import load_probability_npz, resize_labels
 from plift_ns.errors import PliftDataError
-from plift_ns.importers.common import (
-    CONSOLE,
-    Frame,
-    ImportOptions,
-    PinholeIntrinsics,
-    SceneBoxEstimator,
-    SceneWriter,
-    class_set_spec,
-    frame_file,
-    interleaved_test_indices,
-    list_files,
-    output_size,
-    read_intrinsic_matrix,
-    read_mask,
-    read_opencv_pose,
-    read_png,
-    read_rgb,
-    report,
-    require_dir,
-    resize_depth,
-    resize_probabilities,
-    resize_rgb,
-    stuff_instances_to_zero,
-    transforms_meta,
-)
+from plift_ns.importers.images import output_size, read_depth_mm, read_image_size, read_mask, resize_probabilities
+from plift_ns.importers.labels import read_panoptic_labels
+from plift_ns.importers.layout import check_frame_counts, frame_file, list_files, source_folders
+from plift_ns.importers.options import ImportOptions, class_set_spec
+from plift_ns.importers.poses import PinholeIntrinsics, read_intrinsic_matrix, read_opencv_pose
 from plift_ns.importers.safe_pickle import load_plain_pickle
+from plift_ns.importers.writer import Frame, SceneImport
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -125,13 +105,9 @@ def _check_segmentation_data(path: Path, lut: LabelLUT) -> List[str]:
 
 def import_panoptic_lifting(opts: PanopticLiftingImport) -> Path:
     """Convert one official-layout scene; returns the destination folder."""
-    src = Path(opts.src)
-    if not src.is_dir():
-        raise PliftDataError("source scene folder not found", src)
-    color_dir = require_dir(src, "color", "RGB images")
-    pose_dir = require_dir(src, "pose", "4x4 camera-to-world text files")
-    sem_dir = require_dir(src, opts.semantics_dir, "machine semantic labels")
-    inst_dir = require_dir(src, opts.instance_dir, "machine instance labels")
+    src, color_dir, pose_dir, sem_dir, inst_dir = source_folders(opts.src, "scene", [
+        ("color", "RGB images"), ("pose", "4x4 camera-to-world text files"),
+        (opts.semantics_dir, "machine semantic labels"), (opts.instance_dir, "machine instance labels")])
     prob_dir = src / f"{opts.semantics_dir.split('_')[0]}_probabilities"
     gt_sem_dir, gt_inst_dir = src / "rs_semantics", src / "rs_instance"
     depth_dir, invalid_dir = src / "depth", src / "invalid"
@@ -142,11 +118,7 @@ def import_panoptic_lifting(opts: PanopticLiftingImport) -> Path:
     images = list_files(color_dir, IMAGE_SUFFIXES)
     if not images:
         raise PliftDataError("no images (.jpg/.png) in color/", color_dir)
-    poses = list_files(pose_dir, (".txt",))
-    if len(poses) != len(images):
-        missing = [s for s in images if s not in poses]
-        where = pose_dir / f"{missing[0]}.txt" if missing else pose_dir
-        raise PliftDataError(f"frame count mismatch: color/ has {len(images)} images, pose/ has {len(poses)} files", where)
+    check_frame_counts(images, [(pose_dir, ".txt")])
     stems = list(images)[:: max(1, opts.frame_step)]
     splits = _read_splits(src / "splits.json", list(images))
 
@@ -157,86 +129,49 @@ def import_panoptic_lifting(opts: PanopticLiftingImport) -> Path:
     if pkl.exists() and opts.segmentation_data == "check":
         notes += _check_segmentation_data(pkl, lut)
 
-    first = read_rgb(images[stems[0]])
-    src_w, src_h = first.shape[1], first.shape[0]
-    size = output_size(src_w, src_h, opts.downscale)
-    intr = PinholeIntrinsics.from_opencv(k, src_w, src_h).resized(*size)
-    box = SceneBoxEstimator(max_depth=opts.max_depth)
-    skipped: List[str] = []
-    kept: List[str] = []
-    with SceneWriter(opts.dst, opts.overwrite) as writer:
-        for stem in track(stems, description="Importing frames", console=CONSOLE):
-            c2w = read_opencv_pose(pose_dir, stem)
-            if c2w is None:
-                skipped.append(stem)
-                continue
-            rgb = read_rgb(images[stem])
-            if (rgb.shape[1], rgb.shape[0]) != (src_w, src_h):
-                raise PliftDataError(f"image size {rgb.shape[1]}x{rgb.shape[0]} differs from the first image's "
-                                     f"{src_w}x{src_h}", images[stem])
-            frame = Frame(name=stem, c2w_gl=c2w)
-            if size == (src_w, src_h) and images[stem].suffix.lower() in (".jpg", ".jpeg"):
-                frame.rgb_source = images[stem]
-            else:
-                frame.rgb = resize_rgb(rgb, size)
-            sem_path = frame_file(sem_dir, stem, (".png",), f"{opts.semantics_dir} label")
-            sem = resize_labels(lut.apply(read_png(sem_path), sem_path), size)
-            inst_path = frame_file(inst_dir, stem, (".png",), f"{opts.instance_dir} label")
-            inst = resize_labels(read_png(inst_path), size)
+    src_size = read_image_size(images[stems[0]])
+    size = output_size(*src_size, opts.downscale)
+    intr = PinholeIntrinsics.from_opencv(k, *src_size).resized(*size)
+    with SceneImport(opts.dst, opts, intr) as scene:
+        for stem, c2w in scene.frames(stems, lambda stem: read_opencv_pose(pose_dir, stem)):
+            frame = Frame.from_image(stem, c2w, images[stem], src_size, size)
+            invalid = None
             if invalid_dir.is_dir() and (invalid_dir / f"{stem}.jpg").is_file():
                 invalid = resize_labels(read_mask(invalid_dir / f"{stem}.jpg"), size) > 0
-                sem[invalid] = class_set.void_id
-            frame.semantics = sem
-            frame.instance = stuff_instances_to_zero(sem, inst, class_set)
+            frame.semantics, frame.instance = read_panoptic_labels(
+                frame_file(sem_dir, stem, (".png",), f"{opts.semantics_dir} label"),
+                frame_file(inst_dir, stem, (".png",), f"{opts.instance_dir} label"), lut, size, void=invalid)
             if has_prob:
                 prob_path = frame_file(prob_dir, stem, (".npz",), "probabilities")
                 prob, conf = _read_probabilities(prob_path)
                 prob, mass = lut.map_probabilities(prob, prob_path)
                 prob, conf = resize_probabilities(prob, conf * np.clip(mass, 0.0, 1.0), size)
-                conf[sem == class_set.void_id] = 0.0
+                conf[frame.semantics == class_set.void_id] = 0.0
                 frame.probability, frame.confidence = prob, conf
             if has_gt:
-                gs_path = frame_file(gt_sem_dir, stem, (".png",), "rs_semantics (GT) label")
-                gt_sem = resize_labels(lut.apply(read_png(gs_path), gs_path), size)
-                gi_path = frame_file(gt_inst_dir, stem, (".png",), "rs_instance (GT) label")
-                frame.gt_semantics = gt_sem
-                frame.gt_instance = stuff_instances_to_zero(gt_sem, resize_labels(read_png(gi_path), size), class_set)
+                frame.gt_semantics, frame.gt_instance = read_panoptic_labels(
+                    frame_file(gt_sem_dir, stem, (".png",), "rs_semantics (GT) label"),
+                    frame_file(gt_inst_dir, stem, (".png",), "rs_instance (GT) label"), lut, size)
             if depth_dir.is_dir() and (depth_dir / f"{stem}.png").is_file():
-                depth = read_png(depth_dir / f"{stem}.png").astype(np.float32) / 1000.0
-                box.add_depth(depth, c2w, intr)
-                frame.depth_m = resize_depth(depth, size)
-            box.add_camera(c2w, intr)
-            writer.add(frame)
-            kept.append(stem)
-        if len(kept) < 2:
-            raise PliftDataError(f"only {len(kept)} frame(s) with a valid pose", pose_dir)
-        names = {stem: e["file_path"] for stem, e in zip(kept, writer.frames)}
+                scene.add_depth(frame, read_depth_mm(depth_dir / f"{stem}.png"), size)
+            scene.add(frame, stem)
+        scene.check_kept(pose_dir)
         if splits is not None:
-            train = [names[s] for s in splits["train"] if s in names]
-            test = [names[s] for s in splits["test"] if s in names]
+            names = {stem: e["file_path"] for stem, e in zip(scene.kept, scene.writer.frames)}
+            split = ([names[s] for s in splits["train"] if s in names], [names[s] for s in splits["test"] if s in names])
             split_source = "splits.json"
         else:
-            test_idx = set(interleaved_test_indices(len(kept)))
-            train = [names[s] for i, s in enumerate(kept) if i not in test_idx]
-            test = [names[s] for i, s in enumerate(kept) if i in test_idx]
-            split_source = "25% interleaved test (no splits.json)"
-        if not train or not test:
+            split, split_source = scene.interleaved_split(), "25% interleaved test (no splits.json)"
+        if not split[0] or not split[1]:
             raise PliftDataError("the split leaves no train or no test frames among the imported frames", src / "splits.json")
-        has_depth = all("depth_file_path" in e for e in writer.frames)
+        has_depth = all("depth_file_path" in e for e in scene.writer.frames)
         if not has_depth:
-            for e in writer.frames:
+            for e in scene.writer.frames:
                 e.pop("depth_file_path", None)
         if not has_gt:
             notes.append("no rs_semantics/ + rs_instance/: the scene has no ground truth (plift-eval cannot score it)")
-        provenance: Dict[str, Any] = {
-            "source": "panoptic-lifting", "src": str(src.absolute()), "downscale": opts.downscale,
-            "class_map": lut.map_name, "frame_step": opts.frame_step, "split": split_source,
-            "scene_box_from": box.source, "skipped_frames": skipped, "pixel_center_shift": 0.5,
-        }
-        meta = transforms_meta(intr, classes_json, train, test, box.box(), has_depth, provenance)
-        out = writer.finish(meta)
-    report(out, len(kept), len(train), len(test), skipped, notes)
-    return out
+        scene.finish("panoptic-lifting", src, lut.map_name, classes_json, split, split_source, has_depth)
+    return scene.report(notes)
 
 
 def _read_probabilities(path: Path):

@@ -20,55 +20,32 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional
+from typing import Dict, Literal, Optional
 
 import numpy as np
 import tyro
-from rich.progress import track
 from typing_extensions import Annotated
 
 from plift_ns.data.class_maps import ClassMap
-from plift_ns.data.label_io import resize_labels
 from plift_ns.errors import PliftDataError
-from plift_ns.importers.common import (
-    CONSOLE,
-    Frame,
-    ImportOptions,
-    LabelsFrom,
-    PinholeIntrinsics,
-    SceneBoxEstimator,
-    SceneWriter,
-    class_set_spec,
-    frame_file,
-    input_labels,
-    interleaved_test_indices,
-    labels_note,
-    list_files,
-    output_size,
-    read_intrinsic_matrix,
-    read_opencv_pose,
-    read_png,
-    read_rgb,
-    report,
-    require_dir,
-    resize_rgb,
-    stuff_instances_to_zero,
-    transforms_meta,
-)
+from plift_ns.importers.images import output_size, read_depth_mm, read_image_size, read_png
+from plift_ns.importers.labels import input_labels, labels_note, read_panoptic_labels
+from plift_ns.importers.layout import check_frame_counts, frame_file, list_files, source_folders
+from plift_ns.importers.options import GroundTruthImportOptions, class_set_spec
+from plift_ns.importers.poses import PinholeIntrinsics, read_intrinsic_matrix, read_opencv_pose
+from plift_ns.importers.writer import Frame, SceneImport
 
 NUM_NYU40 = 40
 
 
 @dataclass
-class ScanNetImport(ImportOptions):
+class ScanNetImport(GroundTruthImportOptions):
     """Import a ScanNet export (color/, pose/, intrinsic/, label-filt/, instance-filt/, optional depth/)."""
 
     src: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="SRC")] = tyro.MISSING  # type: ignore[assignment]
     """Scan folder (e.g. scans/scene0050_02 after exporting the .sens file and unzipping the 2D labels)."""
     dst: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="DST")] = tyro.MISSING  # type: ignore[assignment]
     """Destination scene folder (data contract)."""
-    labels_from: LabelsFrom = "none"
-    """Input labels: none (run plift-labels afterwards) or gt-with-noise (simulated from GT; a testing aid)."""
     label_ids: Literal["nyu40", "scannet"] = "nyu40"
     """What label-filt holds: NYU40 ids, or raw ScanNet label ids (then --label-map-tsv is needed)."""
     label_map_tsv: Optional[Path] = None
@@ -77,10 +54,6 @@ class ScanNetImport(ImportOptions):
     """NYU40 id -> class set map (name in configs/class_maps/ or a JSON path)."""
     image_size: Literal["labels", "color"] = "labels"
     """Common resolution before --downscale: the label images' (640x480) or the colour images' (1296x968)."""
-    test_fraction: float = 0.25
-    """Share of evenly interleaved test frames (paper: 25%)."""
-    seed: int = 0
-    """Seed of the simulated labels (gt-with-noise)."""
 
     def main(self) -> Path:
         return import_scannet(self)
@@ -123,13 +96,9 @@ def _nyu40(labels: np.ndarray, path: Path, raw_lut: Optional[np.ndarray]) -> np.
 
 def import_scannet(opts: ScanNetImport) -> Path:
     """Convert one ScanNet scan export; returns the destination folder."""
-    src = Path(opts.src)
-    if not src.is_dir():
-        raise PliftDataError("source scan folder not found", src)
-    color_dir = require_dir(src, "color", "<i>.jpg")
-    pose_dir = require_dir(src, "pose", "4x4 camera-to-world text files")
-    label_dir = require_dir(src, "label-filt", "unzip <scan>_2d-label-filt.zip")
-    inst_dir = require_dir(src, "instance-filt", "unzip <scan>_2d-instance-filt.zip")
+    src, color_dir, pose_dir, label_dir, inst_dir = source_folders(opts.src, "scan", [
+        ("color", "<i>.jpg"), ("pose", "4x4 camera-to-world text files"),
+        ("label-filt", "unzip <scan>_2d-label-filt.zip"), ("instance-filt", "unzip <scan>_2d-instance-filt.zip")])
     depth_dir = src / "depth"
     k_color = read_intrinsic_matrix(src / "intrinsic" / "intrinsic_color.txt")
     raw_lut = None
@@ -141,71 +110,36 @@ def import_scannet(opts: ScanNetImport) -> Path:
     images = list_files(color_dir, (".jpg", ".jpeg", ".png"))
     if not images:
         raise PliftDataError("no images in color/", color_dir)
-    for folder, suffix in ((pose_dir, ".txt"), (label_dir, ".png"), (inst_dir, ".png")):
-        files = list_files(folder, (suffix,))
-        if len(files) != len(images):
-            missing = [s for s in images if s not in files]
-            where = folder / f"{missing[0]}{suffix}" if missing else folder
-            raise PliftDataError(f"frame count mismatch: color/ has {len(images)} images, {folder.name}/ has "
-                                 f"{len(files)} files", where)
+    check_frame_counts(images, [(pose_dir, ".txt"), (label_dir, ".png"), (inst_dir, ".png")])
 
     class_set, classes_json = class_set_spec(opts.classes)
     lut = ClassMap.load(opts.class_map).lut(class_set)
     stems = list(images)[:: max(1, opts.frame_step)]
-    first = read_rgb(images[stems[0]])
-    color_w, color_h = first.shape[1], first.shape[0]
+    color_size = read_image_size(images[stems[0]])
     label_shape = read_png(frame_file(label_dir, stems[0], (".png",), "label-filt label")).shape
-    base_w, base_h = (label_shape[1], label_shape[0]) if opts.image_size == "labels" else (color_w, color_h)
-    size = output_size(base_w, base_h, opts.downscale)
-    intr = PinholeIntrinsics.from_opencv(k_color, color_w, color_h).resized(*size)
+    base_size = (label_shape[1], label_shape[0]) if opts.image_size == "labels" else color_size
+    size = output_size(*base_size, opts.downscale)
+    intr = PinholeIntrinsics.from_opencv(k_color, *color_size).resized(*size)
     k_depth_path = src / "intrinsic" / "intrinsic_depth.txt"
     k_depth = read_intrinsic_matrix(k_depth_path) if depth_dir.is_dir() and k_depth_path.is_file() else None
     rng = np.random.default_rng(opts.seed)
-    box = SceneBoxEstimator(max_depth=opts.max_depth)
-    skipped: List[str] = []
-    kept: List[str] = []
-    with SceneWriter(opts.dst, opts.overwrite) as writer:
-        for stem in track(stems, description="Importing frames", console=CONSOLE):
-            c2w = read_opencv_pose(pose_dir, stem)
-            if c2w is None:
-                skipped.append(stem)
-                continue
-            rgb = read_rgb(images[stem])
-            if (rgb.shape[1], rgb.shape[0]) != (color_w, color_h):
-                raise PliftDataError(f"image size differs from the first image's {color_w}x{color_h}", images[stem])
-            frame = Frame(name=stem, c2w_gl=c2w)
-            if size == (color_w, color_h) and images[stem].suffix.lower() in (".jpg", ".jpeg"):
-                frame.rgb_source = images[stem]
-            else:
-                frame.rgb = resize_rgb(rgb, size)
-            sem_path = frame_file(label_dir, stem, (".png",), "label-filt label")
-            gt_sem = resize_labels(lut.apply(_nyu40(read_png(sem_path), sem_path, raw_lut), sem_path), size)
-            inst_path = frame_file(inst_dir, stem, (".png",), "instance-filt label")
-            frame.gt_semantics = gt_sem
-            frame.gt_instance = stuff_instances_to_zero(gt_sem, resize_labels(read_png(inst_path), size), class_set)
+    with SceneImport(opts.dst, opts, intr) as scene:
+        for stem, c2w in scene.frames(stems, lambda stem: read_opencv_pose(pose_dir, stem)):
+            frame = Frame.from_image(stem, c2w, images[stem], color_size, size)
+            frame.gt_semantics, frame.gt_instance = read_panoptic_labels(
+                frame_file(label_dir, stem, (".png",), "label-filt label"),
+                frame_file(inst_dir, stem, (".png",), "instance-filt label"), lut, size,
+                ids=lambda labels, path: _nyu40(labels, path, raw_lut))
             input_labels(frame, opts.labels_from, class_set, rng)
             if depth_dir.is_dir() and (depth_dir / f"{stem}.png").is_file():
-                depth = read_png(depth_dir / f"{stem}.png").astype(np.float32) / 1000.0
+                depth = read_depth_mm(depth_dir / f"{stem}.png")
                 dh, dw = depth.shape
                 intr_depth = (PinholeIntrinsics.from_opencv(k_depth, dw, dh) if k_depth is not None
-                              else PinholeIntrinsics.from_opencv(k_color, color_w, color_h).resized(dw, dh))
-                box.add_depth(depth, c2w, intr_depth)
-            box.add_camera(c2w, intr)
-            writer.add(frame)
-            kept.append(stem)
-        if len(kept) < 2:
-            raise PliftDataError(f"only {len(kept)} frame(s) with a valid pose", pose_dir)
-        test_idx = set(interleaved_test_indices(len(kept), opts.test_fraction))
-        names = [e["file_path"] for e in writer.frames]
-        train = [n for j, n in enumerate(names) if j not in test_idx]
-        test = [n for j, n in enumerate(names) if j in test_idx]
-        provenance: Dict[str, Any] = {
-            "source": "scannet", "src": str(src.absolute()), "downscale": opts.downscale, "class_map": lut.map_name,
-            "label_ids": opts.label_ids, "labels_from": opts.labels_from, "image_size": opts.image_size,
-            "frame_step": opts.frame_step, "split": f"{opts.test_fraction:.0%} interleaved test",
-            "scene_box_from": box.source, "skipped_frames": skipped, "pixel_center_shift": 0.5,
-        }
-        meta = transforms_meta(intr, classes_json, train, test, box.box(), False, provenance)
-        out = writer.finish(meta)
-    report(out, len(kept), len(train), len(test), skipped, labels_note(opts.labels_from))
-    return out
+                              else PinholeIntrinsics.from_opencv(k_color, *color_size).resized(dw, dh))
+                scene.box.add_depth(depth, c2w, intr_depth)  # for the scene box only: no depth maps are written
+            scene.add(frame, stem)
+        scene.check_kept(pose_dir)
+        scene.finish("scannet", src, lut.map_name, classes_json, scene.interleaved_split(opts.test_fraction),
+                     f"{opts.test_fraction:.0%} interleaved test", False,
+                     label_ids=opts.label_ids, labels_from=opts.labels_from, image_size=opts.image_size)
+    return scene.report(labels_note(opts.labels_from))
