@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
+from plift_ns.data.class_maps import fold_probabilities, load_class_map, read_class_map, resolve_class_map
 from plift_ns.data.classes import load_class_set
 from plift_ns.errors import PliftDataError
-from plift_ns.labels.class_map import fold_probabilities, load_class_map, read_class_map, resolve_class_map
 from plift_ns.labels.fusion import FusionConfig, cluster_segments, fuse_predictions, soft_iou
 from plift_ns.labels.labeler import Labeler
 from plift_ns.labels.protocol import QueryPrediction, QuerySegmenter

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from plift_ns.bench.segmenter import build_mask2former
-from plift_ns.labels.class_map import read_class_map
+from plift_ns.data.class_maps import read_class_map
 
 
 def coco_panoptic_names() -> list:
