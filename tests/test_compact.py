@@ -33,3 +33,13 @@ def test_topk_with_fewer_classes_than_k_is_exact_up_to_quantisation() -> None:
     store.store(0, probs[0])
     got = store.gather(torch.tensor([0]), torch.tensor([0]), torch.tensor([0]))
     assert torch.allclose(got, probs[0, 0], atol=1 / 255)
+
+
+def test_dense_store_keeps_float16_values() -> None:
+    from plift_ns.data.compact import DenseDistributions
+
+    probs = torch.softmax(torch.randn(1, 2, 3, 5), dim=-1)
+    store = DenseDistributions((1, 2, 3), num_classes=5)
+    store.store(0, probs[0])
+    got = store.gather(torch.tensor([0, 0]), torch.tensor([1, 0]), torch.tensor([2, 1]))
+    assert torch.equal(got, probs[0, [1, 0], [2, 1]].half().float())

@@ -45,3 +45,21 @@ class TopKDistributions:
 
     def nbytes(self) -> int:
         return self.ids.numel() + self.mass.numel()
+
+
+class DenseDistributions:
+    """The same interface as :class:`TopKDistributions`, keeping every class probability as float16 (exact up to
+    float16; 2C bytes per pixel)."""
+
+    def __init__(self, shape: Tuple[int, int, int], num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.values = torch.zeros((*shape, num_classes), dtype=torch.float16)
+
+    def store(self, index: int, probability: Float[Tensor, "H W C"]) -> None:
+        self.values[index] = probability.to(torch.float16)
+
+    def gather(self, image: Int[Tensor, " n"], y: Int[Tensor, " n"], x: Int[Tensor, " n"]) -> Float[Tensor, "n C"]:
+        return self.values[image, y, x].float()
+
+    def nbytes(self) -> int:
+        return self.values.numel() * 2

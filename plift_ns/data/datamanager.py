@@ -15,7 +15,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import Tensor
 
-from plift_ns.data.compact import TopKDistributions
+from plift_ns.data.compact import DenseDistributions, TopKDistributions
 from plift_ns.data.dataparser import PanopticDataParserConfig
 from plift_ns.data.dataset import PanopticDataset
 from plift_ns.errors import PliftDataError
@@ -32,6 +32,9 @@ class PanopticDataManagerConfig(VanillaDataManagerConfig):
     rays_instance: int = 1024
     """|R_I|: rays sampled from one training image (instance + segment-consistency losses)."""
     eval_num_rays_per_batch: int = 1024
+    compact_labels: bool = True
+    """Keep each training pixel's class distribution as its 3 most likely classes quantised to 1/255 (2 × 3 bytes a
+    pixel); False keeps all of them as float16 (2 × C bytes: 13 GB for 1000 frames of 640×480 with 21 classes)."""
 
 
 class FramePixels:
@@ -40,7 +43,8 @@ class FramePixels:
     ground truth is never read here."""
 
     def __init__(
-        self, dataset: PanopticDataset, device: Union[torch.device, str], description: str, probabilities: bool = True
+        self, dataset: PanopticDataset, device: Union[torch.device, str], description: str, probabilities: bool = True,
+        compact: bool = True,
     ) -> None:
         n = len(dataset)
         h, w = dataset.get_image_uint8(0).shape[:2]
@@ -50,7 +54,7 @@ class FramePixels:
         self.semantics = torch.empty((n, h, w), dtype=torch.uint8 if self.void == 255 else torch.int16)
         self.instance = torch.empty((n, h, w), dtype=torch.int16)
         self.confidence = torch.empty((n, h, w), dtype=torch.uint8)
-        self.probability: Optional[TopKDistributions] = None
+        self.probability: Optional[Union[TopKDistributions, DenseDistributions]] = None
         with Progress(
             TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=CONSOLE
         ) as progress:
@@ -72,7 +76,8 @@ class FramePixels:
                 self.confidence[i] = data["confidence"].clamp(0, 1).mul(255).round_()
                 if "probability" in data:
                     if self.probability is None:
-                        self.probability = TopKDistributions((n, h, w), data["probability"].shape[-1])
+                        store = TopKDistributions if compact else DenseDistributions
+                        self.probability = store((n, h, w), data["probability"].shape[-1])
                     self.probability.store(i, data["probability"])
         self.device = device
         dropped = dataset.frames_with_stuff_instances
@@ -138,7 +143,9 @@ class PanopticDataManager(VanillaDataManager[PanopticDataset]):
 
     def setup_train(self) -> None:
         self.train_dataset.load_ground_truth = False
-        self.train_pixels = FramePixels(self.train_dataset, self.device, "Loading training views")
+        self.train_pixels = FramePixels(
+            self.train_dataset, self.device, "Loading training views", compact=self.config.compact_labels
+        )
         self.train_ray_generator = RayGenerator(self.train_dataset.cameras.to(self.device))
 
     def setup_eval(self) -> None:
