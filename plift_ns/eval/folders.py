@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
-from PIL import Image
 
 from plift_ns.data.classes import ClassSet
 from plift_ns.data.label_io import read_label_png
 from plift_ns.errors import PliftDataError
 from plift_ns.eval.metrics import PanopticEvaluator
+from plift_ns.io.images import read_rgb
 
 PathLike = Union[str, Path]
 
@@ -31,11 +31,7 @@ def _counterpart(folder: Path, name: str, what: str, reference: Path) -> Path:
 
 
 def _read_rgb(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-    except (OSError, ValueError) as err:
-        raise PliftDataError(f"cannot read image ({err})", path) from None
+    return read_rgb(path).astype(np.float32) / 255.0
 
 
 def evaluate_folders(

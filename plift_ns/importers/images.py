@@ -11,15 +11,7 @@ from PIL import Image
 
 from plift_ns.data.label_io import read_label_png
 from plift_ns.errors import PliftDataError
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """An image as (H, W, 3) uint8."""
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, ValueError) as err:
-        raise PliftDataError(f"cannot read image ({err})", path) from None
+from plift_ns.io.images import read_rgb
 
 
 def read_image_size(path: Path) -> Tuple[int, int]:

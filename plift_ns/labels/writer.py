@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Union
 
 import numpy as np
-from PIL import Image
 
 from plift_ns.data.classes import ClassSet
 from plift_ns.errors import PliftDataError
 from plift_ns.io.atomic import atomic_write_bytes, atomic_write_json
+from plift_ns.io.images import read_rgb
 from plift_ns.labels.coco_export import export_coco_panoptic
 from plift_ns.labels.files import FrameFiles, png_bytes
 from plift_ns.labels.fusion import FusedLabels
@@ -87,15 +87,6 @@ def frame_files(transforms_path: Path, meta: Dict[str, Any]) -> List[FrameFiles]
         image = rel if rel.is_absolute() else base / rel
         out.append(FrameFiles(i, stem, image, relative, {k: base / v for k, v in relative.items()}))
     return out
-
-
-def read_image(path: Path) -> np.ndarray:
-    """RGB uint8 (H, W, 3)."""
-    try:
-        with Image.open(path) as im:
-            return np.array(im.convert("RGB"))
-    except (OSError, ValueError) as err:
-        raise PliftDataError(f"cannot read image ({err})", path) from None
 
 
 def write_frame_labels(files: FrameFiles, fused: FusedLabels, class_set: ClassSet) -> None:
@@ -233,7 +224,7 @@ def label_scene(
             report.skipped.append(files.stem)
         else:
             start = time.perf_counter()
-            image = read_image(files.image)
+            image = read_rgb(files.image)
             fused = label_fn(image)
             write_frame_labels(files, fused, class_set)
             state.mark(files.stem)
