@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Callable, Optional, Union
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class PliftDataError(ValueError):
@@ -16,3 +19,14 @@ class PliftDataError(ValueError):
 
 class PliftConfigError(ValueError):
     """A combination of settings that cannot work; the message names the flags and what to set instead."""
+
+
+def exit_on_data_error(prog: str, main: Callable[[], object], console: "Console") -> None:
+    """Run a console script's ``main``; a :class:`PliftDataError` ends in one line ``prog: message`` and exit status 2."""
+    try:
+        main()
+    except PliftDataError as err:
+        from rich.markup import escape
+
+        console.print(f"[bold red]{prog}: {escape(str(err))}", soft_wrap=True)
+        raise SystemExit(2) from None

@@ -26,11 +26,10 @@ import numpy as np
 import torch
 import tyro
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from plift_ns.checkpoints import allow_trusted_checkpoints
-from plift_ns.errors import PliftDataError
+from plift_ns.errors import PliftDataError, exit_on_data_error
 from plift_ns.io.atomic import atomic_output_dir, refuse_existing
 
 CONSOLE = Console(width=120)
@@ -281,11 +280,7 @@ class ExportPanoptic:
 
 def entrypoint() -> None:
     """Console script ``plift-export``: bad arguments or outputs end in one line and exit status 2."""
-    try:
-        tyro.cli(ExportPanoptic).main()
-    except PliftDataError as err:
-        CONSOLE.print(f"[bold red]plift-export: {escape(str(err))}", soft_wrap=True)
-        raise SystemExit(2) from None
+    exit_on_data_error("plift-export", lambda: tyro.cli(ExportPanoptic).main(), CONSOLE)
 
 
 if __name__ == "__main__":

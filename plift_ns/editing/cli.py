@@ -30,7 +30,6 @@ from typing import Any, Dict, List, Literal, Optional, Tuple
 import torch
 import tyro
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from plift_ns.checkpoints import allow_trusted_checkpoints
@@ -45,7 +44,7 @@ from plift_ns.editing.field import (
     make_transform,
     sample_labels,
 )
-from plift_ns.errors import PliftDataError
+from plift_ns.errors import PliftDataError, exit_on_data_error
 from plift_ns.io.atomic import atomic_output_dir, atomic_output_file, refuse_existing
 
 CONSOLE = Console(width=120)
@@ -312,11 +311,7 @@ def render_cameras(
 
 def entrypoint() -> None:
     """Console script ``plift-edit``: bad arguments or outputs end in one line and exit status 2."""
-    try:
-        tyro.cli(EditScene).main()
-    except PliftDataError as err:
-        CONSOLE.print(f"[bold red]plift-edit: {escape(str(err))}", soft_wrap=True)
-        raise SystemExit(2) from None
+    exit_on_data_error("plift-edit", lambda: tyro.cli(EditScene).main(), CONSOLE)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from plift_ns.checkpoints import allow_trusted_checkpoints
 from plift_ns.data.classes import ClassSet
-from plift_ns.errors import PliftDataError
+from plift_ns.errors import PliftDataError, exit_on_data_error
 from plift_ns.eval.image_metrics import to_void_id
 from plift_ns.eval.metrics import PanopticEvaluator
 from plift_ns.eval.visualize import colorize_instances, colorize_semantics, side_by_side, write_png
@@ -132,11 +132,7 @@ def print_table(results: Dict[str, Any]) -> None:
 
 def entrypoint() -> None:
     """Console script ``plift-eval``."""
-    try:
-        tyro.cli(EvalModel).main()
-    except PliftDataError as err:
-        CONSOLE.print(f"[bold red]plift-eval: {err}")
-        raise SystemExit(2) from None
+    exit_on_data_error("plift-eval", lambda: tyro.cli(EvalModel).main(), CONSOLE)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Optional, Sequence, Union
 import tyro
 from typing_extensions import Annotated
 
-from plift_ns.errors import PliftDataError
+from plift_ns.errors import exit_on_data_error
 from plift_ns.importers.panoptic_lifting import PanopticLiftingImport
 from plift_ns.importers.replica import ReplicaImport
 from plift_ns.importers.scannet import ScanNetImport
@@ -36,11 +36,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
 
 def entrypoint() -> None:
     """Console script ``plift-import``."""
-    try:
-        main()
-    except PliftDataError as err:
-        CONSOLE.print(f"[bold red]plift-import: {err}")
-        raise SystemExit(2) from None
+    exit_on_data_error("plift-import", main, CONSOLE)
 
 
 if __name__ == "__main__":
