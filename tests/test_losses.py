@@ -164,19 +164,28 @@ def test_instance_loss_invariant_to_surrogate_permutation():
         assert a_l.item() == pytest.approx(b_l.item(), rel=1e-9, abs=1e-12)
 
 
-def test_instance_loss_ignores_unlabelled_rays():
-    gen = torch.Generator().manual_seed(4)
-    probs = _random_probs(10, 4, gen)
-    instance_ids = torch.tensor([1, 1, 2, 2, 0, 0, -1, 3, 3, 3])
-    confidence = torch.rand(10, generator=gen, dtype=torch.float64)
-    keep = instance_ids > 0
-    full = instance_loss(probs, instance_ids, confidence)
-    only = instance_loss(probs[keep], instance_ids[keep], confidence[keep])
+@pytest.mark.parametrize(
+    "loss, ids, first_kept, seed",
+    [
+        (instance_loss, [1, 1, 2, 2, 0, 0, -1, 3, 3, 3], 1, 4),  # rays without a 2D instance (id <= 0)
+        (segment_consistency_loss, [0, 0, 0, -1, -1, 3, 3, 7, -5, 7, 7, 0], 0, 10),  # rays in no segment (id < 0)
+    ],
+    ids=["instance_loss", "segment_consistency"],
+)
+def test_loss_ignores_unlabelled_rays(loss, ids, first_kept, seed):
+    gen = torch.Generator().manual_seed(seed)
+    n = len(ids)
+    probs = _random_probs(n, 4, gen)
+    ray_ids = torch.tensor(ids)
+    confidence = torch.rand(n, generator=gen, dtype=torch.float64)
+    keep = ray_ids >= first_kept
+    full = loss(probs, ray_ids, confidence)
+    only = loss(probs[keep], ray_ids[keep], confidence[keep])
     assert full.item() == pytest.approx(only.item(), rel=1e-12)
     # changing the probabilities of unlabelled rays does not change the loss
     probs2 = probs.clone()
     probs2[~keep] = _random_probs(int((~keep).sum()), 4, gen)
-    assert instance_loss(probs2, instance_ids, confidence).item() == pytest.approx(full.item(), rel=1e-12)
+    assert loss(probs2, ray_ids, confidence).item() == pytest.approx(full.item(), rel=1e-12)
 
 
 def test_instance_loss_from_logits_matches_cross_entropy():
@@ -303,20 +312,6 @@ def test_segment_consistency_value_and_decrease_toward_majority(dtype):
     stepped = (p - 1e-3 * p.grad).detach()
     assert segment_consistency_loss(stepped, segment_ids, confidence) < loss
     assert (p.grad[~keep] == 0).all()
-
-
-def test_segment_consistency_ignores_negative_segments():
-    gen = torch.Generator().manual_seed(10)
-    probs = _random_probs(12, 4, gen)
-    segment_ids = torch.tensor([0, 0, 0, -1, -1, 3, 3, 7, -5, 7, 7, 0])
-    confidence = torch.rand(12, generator=gen, dtype=torch.float64)
-    keep = segment_ids >= 0
-    full = segment_consistency_loss(probs, segment_ids, confidence)
-    only = segment_consistency_loss(probs[keep], segment_ids[keep], confidence[keep])
-    assert full.item() == pytest.approx(only.item(), rel=1e-12)
-    probs2 = probs.clone()
-    probs2[~keep] = _random_probs(int((~keep).sum()), 4, gen)
-    assert segment_consistency_loss(probs2, segment_ids, confidence).item() == pytest.approx(full.item(), rel=1e-12)
 
 
 def test_segment_consistency_from_logits_matches_cross_entropy():
