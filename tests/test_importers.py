@@ -338,15 +338,20 @@ def test_cli_reports_bad_input_with_exit_code_2(tmp_path: Path, monkeypatch, cap
     assert err.value.code == 2 and "source scan folder not found" in capsys.readouterr().out
 
 
-def test_official_bad_layouts(official_src, tmp_path: Path) -> None:
-    src = copy_src(official_src[0], tmp_path)
-    (src / "pose" / "3.txt").unlink()
+def check_bad_layouts(src: Path, frame_file: str, folder: str, import_to) -> None:
+    """One frame's ``frame_file`` missing, then its whole ``folder``: each import fails naming what is missing."""
+    (src / frame_file).unlink()
     with pytest.raises(PliftDataError, match="frame count mismatch") as err:
-        import_panoptic_lifting(PanopticLiftingImport(src=src, dst=tmp_path / "a"))
-    assert str(src / "pose" / "3.txt") in str(err.value)
-    shutil.rmtree(src / "pose")
-    with pytest.raises(PliftDataError, match="missing folder 'pose/'"):
-        import_panoptic_lifting(PanopticLiftingImport(src=src, dst=tmp_path / "a"))
+        import_to(src)
+    assert str(src / frame_file) in str(err.value)
+    shutil.rmtree(src / folder)
+    with pytest.raises(PliftDataError, match=f"missing folder '{folder}/'"):
+        import_to(src)
+
+
+def test_official_bad_layouts(official_src, tmp_path: Path) -> None:
+    check_bad_layouts(copy_src(official_src[0], tmp_path), "pose/3.txt", "pose",
+                      lambda src: import_panoptic_lifting(PanopticLiftingImport(src=src, dst=tmp_path / "a")))
 
     src = copy_src(official_src[0], tmp_path / "b")
     bad = src / "m2f_semantics" / "4.png"
@@ -505,14 +510,8 @@ def test_scannet_raw_label_ids_with_tsv(scannet_src, tmp_path: Path) -> None:
 
 
 def test_scannet_bad_layouts(scannet_src, tmp_path: Path) -> None:
-    src = copy_src(scannet_src[0], tmp_path)
-    (src / "instance-filt" / "2.png").unlink()
-    with pytest.raises(PliftDataError, match="frame count mismatch") as err:
-        import_scannet(ScanNetImport(src=src, dst=tmp_path / "a"))
-    assert str(src / "instance-filt" / "2.png") in str(err.value)
-    shutil.rmtree(src / "label-filt")
-    with pytest.raises(PliftDataError, match="missing folder 'label-filt/'"):
-        import_scannet(ScanNetImport(src=src, dst=tmp_path / "a"))
+    check_bad_layouts(copy_src(scannet_src[0], tmp_path), "instance-filt/2.png", "label-filt",
+                      lambda src: import_scannet(ScanNetImport(src=src, dst=tmp_path / "a")))
     assert not (tmp_path / "a").exists()
 
 
@@ -544,29 +543,13 @@ def test_dataparser_accepts_ns_process_data_distortion(official_scene, tmp_path:
 # ------------------------------------------------------------------------------------------------ end to end
 
 
-def test_train_and_evaluate_an_imported_scene(replica_scene, tmp_path: Path) -> None:
-    from plift_ns.config import panoptic_lifting_small_trainer
+def test_train_and_evaluate_an_imported_scene(replica_scene, tmp_path: Path, tiny_trainer, run) -> None:
     from plift_ns.eval.cli import EvalModel
 
-    config = panoptic_lifting_small_trainer(max_steps=8)
-    config.pipeline.datamanager.data = replica_scene
-    config.pipeline.datamanager.rays_semantic = 128
-    config.pipeline.datamanager.rays_instance = 64
-    model = config.pipeline.model
-    model.init_resolution, model.final_resolution, model.upsampling_iters = 16, 24, (4,)
-    model.num_uniform_samples, model.num_samples, model.instance_loss_start_step = 24, 8, 3
-    config.output_dir = tmp_path / "runs"
-    config.vis = "tensorboard"
-    config.steps_per_save = 8
+    config = tiny_trainer(replica_scene, tmp_path / "runs", steps=8)
+    config.pipeline.model.upsampling_iters, config.pipeline.model.instance_loss_start_step = (4,), 3
     config.steps_per_eval_batch = 100
-    config.steps_per_eval_image = 10_000
-    config.machine.device_type = "cpu"
-    config.logging.local_writer.enable = False
-    config.set_timestamp()
-    config.save_config()
-    trainer = config.setup(local_rank=0, world_size=1)
-    trainer.setup()
-    trainer.train()
+    run(config)
     saved = config.get_base_dir() / "config.yml"
     results = EvalModel(load_config=saved, output_path=tmp_path / "metrics.json", max_views=2, save_images=False).main()
     for row in ("lifted", "labels_2d"):
