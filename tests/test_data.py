@@ -19,9 +19,9 @@ def parse(scene: Path, split: str = "train"):
     return PanopticDataParserConfig(data=scene).setup().get_dataparser_outputs(split=split)
 
 
-def datamanager(scene: Path, rays_semantic: int = 64, rays_instance: int = 32):
+def datamanager(scene: Path, rays_semantic: int = 64, rays_instance: int = 32, **overrides):
     config = PanopticDataManagerConfig(
-        data=scene, rays_semantic=rays_semantic, rays_instance=rays_instance, eval_num_rays_per_batch=16
+        data=scene, rays_semantic=rays_semantic, rays_instance=rays_instance, eval_num_rays_per_batch=16, **overrides
     )
     return config.setup(device="cpu", test_mode="val")
 
@@ -278,7 +278,7 @@ def test_truncated_image_is_named(scene_copy: Path) -> None:
 
 def test_compact_distributions_match_the_files(tiny_scene: Path) -> None:
     """Training targets from the compact store equal the files' distributions up to quantisation and the top-k tail."""
-    dm = datamanager(tiny_scene, rays_semantic=512, rays_instance=0)
+    dm = datamanager(tiny_scene, rays_semantic=512, rays_instance=0, compact_labels=True)
     _, batch = dm.next_train(0)
     c, y, x = batch["indices"].unbind(-1)
     for i in range(20):
@@ -307,3 +307,14 @@ def test_loading_never_reads_ground_truth(tiny_scene: Path, monkeypatch) -> None
     assert calls == []
     _, batch = dm.next_eval_image(0)
     assert "gt_semantics" in batch and len(calls) == 1
+
+
+def test_compact_storage_is_chosen_by_size(tiny_scene: Path) -> None:
+    """Exact float16 distributions while they fit the budget, top-3 beyond it (the tiny scene: 12 frames, 64x48x21)."""
+    from plift_ns.data.compact import DenseDistributions, TopKDistributions
+
+    assert isinstance(datamanager(tiny_scene).train_pixels.probability, DenseDistributions)
+    small_budget = datamanager(tiny_scene, dense_labels_max_gb=1e-4).train_pixels.probability  # 1.5 MB > 0.1 MB
+    assert isinstance(small_budget, TopKDistributions)
+    forced = datamanager(tiny_scene, compact_labels=False, dense_labels_max_gb=1e-4).train_pixels.probability
+    assert isinstance(forced, DenseDistributions)

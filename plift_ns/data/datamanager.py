@@ -32,9 +32,12 @@ class PanopticDataManagerConfig(VanillaDataManagerConfig):
     rays_instance: int = 1024
     """|R_I|: rays sampled from one training image (instance + segment-consistency losses)."""
     eval_num_rays_per_batch: int = 1024
-    compact_labels: bool = True
+    compact_labels: Optional[bool] = None
     """Keep each training pixel's class distribution as its 3 most likely classes quantised to 1/255 (2 × 3 bytes a
-    pixel); False keeps all of them as float16 (2 × C bytes: 13 GB for 1000 frames of 640×480 with 21 classes)."""
+    pixel) instead of all of them as float16 (2 × C bytes: 13 GB for 1000 frames of 640×480 with 21 classes).
+    None (default): compact only when the float16 distributions would exceed ``dense_labels_max_gb``."""
+    dense_labels_max_gb: float = 2.0
+    """With ``compact_labels`` None: the most memory the exact float16 distributions may take (GiB)."""
 
 
 class FramePixels:
@@ -44,7 +47,7 @@ class FramePixels:
 
     def __init__(
         self, dataset: PanopticDataset, device: Union[torch.device, str], description: str, probabilities: bool = True,
-        compact: bool = True,
+        compact: Optional[bool] = True, dense_max_gb: float = 2.0,
     ) -> None:
         n = len(dataset)
         h, w = dataset.get_image_uint8(0).shape[:2]
@@ -76,8 +79,11 @@ class FramePixels:
                 self.confidence[i] = data["confidence"].clamp(0, 1).mul(255).round_()
                 if "probability" in data:
                     if self.probability is None:
+                        classes = data["probability"].shape[-1]
+                        if compact is None:  # exact when it fits the budget
+                            compact = n * h * w * classes * 2 > dense_max_gb * 2**30
                         store = TopKDistributions if compact else DenseDistributions
-                        self.probability = store((n, h, w), data["probability"].shape[-1])
+                        self.probability = store((n, h, w), classes)
                     self.probability.store(i, data["probability"])
         self.device = device
         dropped = dataset.frames_with_stuff_instances
@@ -144,7 +150,8 @@ class PanopticDataManager(VanillaDataManager[PanopticDataset]):
     def setup_train(self) -> None:
         self.train_dataset.load_ground_truth = False
         self.train_pixels = FramePixels(
-            self.train_dataset, self.device, "Loading training views", compact=self.config.compact_labels
+            self.train_dataset, self.device, "Loading training views", compact=self.config.compact_labels,
+            dense_max_gb=self.config.dense_labels_max_gb,
         )
         self.train_ray_generator = RayGenerator(self.train_dataset.cameras.to(self.device))
 
