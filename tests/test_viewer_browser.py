@@ -42,11 +42,10 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def viewer_config(tiny_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def viewer_config(tiny_scene: Path, tmp_path_factory: pytest.TempPathFactory, tiny_trainer, run) -> Path:
     if os.environ.get("PLIFT_VIEWER_CONFIG"):
         return Path(os.environ["PLIFT_VIEWER_CONFIG"])
     import torch
-    from test_train_e2e import run, tiny_trainer
 
     torch.manual_seed(0)  # a model with a few classes and instances in view, the same on every run
     config = tiny_trainer(tiny_scene, tmp_path_factory.mktemp("viewer-run"), steps=40)
