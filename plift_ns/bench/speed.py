@@ -40,16 +40,11 @@ class SpeedResult:
 
 
 def stub_lpips() -> None:
-    """Replace torchmetrics' LPIPS with a no-weights stand-in (the real one downloads a network when built)."""
+    """Replace torchmetrics' LPIPS process-wide with the model's no-weights stand-in (stock methods build LPIPS too)."""
     import torchmetrics.image
     import torchmetrics.image.lpip as lpip
 
-    class NoLPIPS(torch.nn.Module):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__()
-
-        def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-            return torch.zeros((), device=a.device)
+    from plift_ns.models.panoptic_lifting import NoLPIPS
 
     lpip.LearnedPerceptualImagePatchSimilarity = NoLPIPS  # type: ignore[misc]
     torchmetrics.image.LearnedPerceptualImagePatchSimilarity = NoLPIPS  # type: ignore[attr-defined]

@@ -95,7 +95,7 @@ def measure_method(method: str, scene: Path, steps: int, eval_every: int, device
     torch.manual_seed(0)
     defaults = copy.deepcopy(all_methods[method].pipeline.model)
     config = trainer_config(method, scene, scene.parent)
-    config.pipeline.model = defaults  # trainer_config switches every loss on from step 0 for timing: keep the method's
+    config.pipeline.model = defaults  # trainer_config starts every loss at step 0 (for timing): keep the defaults
     config.max_num_iterations = steps
     labels: Dict[str, float] = {}
     if method.startswith("panoptic-lifting"):

@@ -409,13 +409,18 @@ class PanopticLiftingModel(TensoRFModel):
         return metrics, images
 
 
+class NoLPIPS(torch.nn.Module):
+    """Stand-in for torchmetrics' LPIPS, which downloads a network when built: no weights, scores 0."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__()
+
+    def forward(self, a: Tensor, b: Tensor) -> Tensor:
+        return torch.zeros((), device=a.device)
+
+
 @contextlib.contextmanager
 def _without_lpips() -> Iterator[None]:
     """While nerfstudio's TensoRF builds its modules, LPIPS is a placeholder (the real one downloads weights)."""
-
-    class NoLPIPS(torch.nn.Module):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__()
-
     with mock.patch("torchmetrics.image.lpip.LearnedPerceptualImagePatchSimilarity", NoLPIPS):
         yield
