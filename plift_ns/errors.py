@@ -21,12 +21,19 @@ class PliftConfigError(ValueError):
     """A combination of settings that cannot work; the message names the flags and what to set instead."""
 
 
-def exit_on_data_error(prog: str, main: Callable[[], object], console: "Console") -> None:
-    """Run a console script's ``main``; a :class:`PliftDataError` ends in one line ``prog: message`` and exit status 2."""
+def data_error_status(prog: str, main: Callable[[], object], console: "Console") -> int:
+    """Run a console script's ``main``: 0, or 2 after one line ``prog: message`` for a :class:`PliftDataError`."""
     try:
         main()
     except PliftDataError as err:
         from rich.markup import escape
 
         console.print(f"[bold red]{prog}: {escape(str(err))}", soft_wrap=True)
-        raise SystemExit(2) from None
+        return 2
+    return 0
+
+
+def exit_on_data_error(prog: str, main: Callable[[], object], console: "Console") -> None:
+    """:func:`data_error_status` that exits with status 2 on a :class:`PliftDataError`."""
+    if data_error_status(prog, main, console):
+        raise SystemExit(2)

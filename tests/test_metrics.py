@@ -15,11 +15,12 @@ from plift_ns.errors import PliftDataError
 from plift_ns.eval.folders import evaluate_folders
 from plift_ns.eval.metrics import (
     PanopticEvaluator,
+    frame_pair_table,
     mean_iou,
     mean_psnr,
     panoptic_quality,
     panoptic_quality_scene,
-    panoptic_stats,
+    pq_stats_from_pairs,
     psnr,
     semantic_confusion,
 )
@@ -35,6 +36,12 @@ CLASSES = ClassSet(
     void_id=VOID,
     name="test6",
 )
+
+
+
+def panoptic_stats(ps, pi, gs, gi, classes: ClassSet, ignore_pred_void: bool = False):
+    """Per-class IoU sum / TP / FP / FN of one frame (the library's frame table + matching)."""
+    return pq_stats_from_pairs(frame_pair_table(ps, pi, gs, gi, classes), classes.num_classes, ignore_pred_void=ignore_pred_void)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

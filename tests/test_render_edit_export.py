@@ -18,16 +18,7 @@ from nerfstudio.utils import colormaps
 from nerfstudio.utils.eval_utils import eval_setup
 from nerfstudio.viewer.control_panel import _get_colormap_options
 
-from plift_ns.editing import (
-    Delete,
-    Duplicate,
-    EditedField,
-    Move,
-    apply_edits,
-    base_field,
-    make_transform,
-    remove_edits,
-)
+from plift_ns.editing import Delete, Duplicate, EditedField, Move, apply_edits, base_field, make_transform, remove_edits
 from plift_ns.editing.cli import EditScene, parse_target
 from plift_ns.export import ExportPanoptic, export_panoptic_point_cloud, read_ply, to_original_coordinates
 from plift_ns.models.viewer_gui import ALL_CLASSES, PanopticViewerGUI, label_counts

@@ -320,23 +320,6 @@ def pq_stats_from_pairs(table: PairTable, num_classes: int, *, ignore_pred_void:
     return stats
 
 
-def panoptic_stats(
-    pred_sem: Any,
-    pred_inst: Any,
-    gt_sem: Any,
-    gt_inst: Any,
-    classes: Union[ClassesLike, ClassInfo],
-    *,
-    void_id: int = 255,
-    ignore_pred_void: bool = False,
-    frame: Optional[Union[int, str]] = None,
-) -> PQStats:
-    """Per-class IoU sum / TP / FP / FN of one frame (standard PQ matching)."""
-    info = resolve_classes(classes, void_id)
-    table = frame_pair_table(pred_sem, pred_inst, gt_sem, gt_inst, info, frame=frame)
-    return pq_stats_from_pairs(table, info.num_classes, ignore_pred_void=ignore_pred_void)
-
-
 def _mean(values: np.ndarray, mask: np.ndarray) -> float:
     return float(values[mask].mean()) if mask.any() else float("nan")
 
@@ -388,36 +371,29 @@ def panoptic_quality(
     frames: Iterable[Frame],
     classes: Union[ClassesLike, ClassInfo],
     *,
+    scene: bool = False,
     void_id: int = 255,
     ignore_pred_void: bool = False,
 ) -> Dict[str, Any]:
     """Standard PQ over frames: segments matched per frame, per-class stats accumulated over frames.
 
+    ``scene=True``: PQ^scene, all frames tiled into one image (instance ids must agree across views).
     ``frames``: iterable of ``(pred_sem, pred_inst, gt_sem, gt_inst)``. Returns :func:`summarize_pq`'s dict.
     """
     info = resolve_classes(classes, void_id)
-    total = PQStats.zeros(info.num_classes)
-    for i, (ps, pi, gs, gi) in enumerate(frames):
-        table = frame_pair_table(ps, pi, gs, gi, info, frame=i)
-        total = total + pq_stats_from_pairs(table, info.num_classes, ignore_pred_void=ignore_pred_void)
-    return summarize_pq(total, info)
-
-
-def panoptic_quality_scene(
-    frames: Iterable[Frame],
-    classes: Union[ClassesLike, ClassInfo],
-    *,
-    void_id: int = 255,
-    ignore_pred_void: bool = False,
-) -> Dict[str, Any]:
-    """PQ^scene: standard PQ of all frames tiled into one image (instance ids must agree across views).
-
-    Same keys as :func:`panoptic_quality`.
-    """
-    info = resolve_classes(classes, void_id)
     tables = [frame_pair_table(ps, pi, gs, gi, info, frame=i) for i, (ps, pi, gs, gi) in enumerate(frames)]
-    stats = pq_stats_from_pairs(PairTable.concatenate(tables), info.num_classes, ignore_pred_void=ignore_pred_void)
+    if scene:
+        stats = pq_stats_from_pairs(PairTable.concatenate(tables), info.num_classes, ignore_pred_void=ignore_pred_void)
+    else:
+        stats = PQStats.zeros(info.num_classes)
+        for table in tables:
+            stats = stats + pq_stats_from_pairs(table, info.num_classes, ignore_pred_void=ignore_pred_void)
     return summarize_pq(stats, info)
+
+
+def panoptic_quality_scene(frames: Iterable[Frame], classes: Union[ClassesLike, ClassInfo], **options: Any) -> Dict[str, Any]:
+    """PQ^scene: :func:`panoptic_quality` with ``scene=True`` (same keyword options, same keys)."""
+    return panoptic_quality(frames, classes, scene=True, **options)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

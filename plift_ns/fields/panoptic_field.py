@@ -20,6 +20,13 @@ class PanopticField(TensoRFField):
     adds a frequency encoding of xyz, ``head_grid_resolution`` > 0 a small VM grid shared by both heads (neither is in
     the paper: they let short CPU runs fit sharp maps)."""
 
+    OPTIONS = (
+        "num_den_components", "num_color_components", "appearance_dim", "semantic_layers", "semantic_width",
+        "instance_layers", "instance_width", "head_frequencies", "head_grid_resolution", "head_grid_components",
+        "head_appearance",
+    )
+    """Constructor arguments a model config carries under the same names."""
+
     def __init__(
         self,
         aabb: Tensor,

@@ -12,21 +12,14 @@ the frames at them and sets ``panoptic_classes``. Reruns skip finished frames.
 
 from __future__ import annotations
 
-import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Literal, Optional, Tuple
 
-# OpenMP threads that spin while waiting make torch 10-20x slower when the CPU is shared (measured on 2 busy cores:
-# 4.6 vs 0.23 s/frame); this must be set before torch is imported, and an explicit user setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import sys  # noqa: E402
-import time  # noqa: E402
-from dataclasses import asdict, dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any, Dict, List, Literal, Optional, Tuple  # noqa: E402
-
-import tyro  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.progress import (  # noqa: E402
+import tyro
+from rich.console import Console
+from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
@@ -35,9 +28,9 @@ from rich.progress import (  # noqa: E402
     TimeRemainingColumn,
 )
 
-from plift_ns.errors import PliftDataError  # noqa: E402
-from plift_ns.labels.fusion import FusionConfig  # noqa: E402
-from plift_ns.labels.tta import DEFAULT_TTA  # noqa: E402
+from plift_ns.errors import PliftDataError, data_error_status
+from plift_ns.labels.fusion import FusionConfig
+from plift_ns.labels.tta import DEFAULT_TTA
 
 DEFAULT_MODEL = "facebook/mask2former-swin-large-coco-panoptic"
 """The paper's segmenter: Mask2Former, Swin-L backbone, trained on COCO panoptic (133 classes)."""
@@ -159,27 +152,18 @@ def run(args: LabelsArgs, console: Optional[Console] = None):
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """``plift-labels``; returns the exit status (2: bad input, one message)."""
     args = tyro.cli(LabelsArgs, args=argv, prog="plift-labels")
     console = Console()
     start = time.perf_counter()
-    try:
+
+    def label() -> None:
         report = run(args, console)
-    except PliftDataError as err:
-        console.print(f"[bold red]error:[/] {err}")
-        return 2
-    console.print(
-        f"[bold green]labelled[/] {args.data}: {len(report.written)} frames written, {len(report.skipped)} already "
-        f"done ({report.seconds_per_frame:.2f} s/frame, {time.perf_counter() - start:.1f} s total)"
-    )
-    if report.coco_json is not None:
-        console.print(f"COCO panoptic export: {report.coco_json}")
-    return 0
+        console.print(
+            f"[bold green]labelled[/] {args.data}: {len(report.written)} frames written, {len(report.skipped)} already "
+            f"done ({report.seconds_per_frame:.2f} s/frame, {time.perf_counter() - start:.1f} s total)"
+        )
+        if report.coco_json is not None:
+            console.print(f"COCO panoptic export: {report.coco_json}")
 
-
-def entrypoint() -> None:
-    """Console-script entry point of ``plift-labels``."""
-    sys.exit(main())
-
-
-if __name__ == "__main__":
-    entrypoint()
+    return data_error_status("plift-labels", label, console)

@@ -153,17 +153,7 @@ class PanopticLiftingModel(TensoRFModel):
             num_classes=self.class_set.num_classes,
             num_instances=cfg.num_surrogate_ids,
             resolution=cfg.init_resolution,
-            num_den_components=cfg.num_den_components,
-            num_color_components=cfg.num_color_components,
-            appearance_dim=cfg.appearance_dim,
-            semantic_layers=cfg.semantic_layers,
-            semantic_width=cfg.semantic_width,
-            instance_layers=cfg.instance_layers,
-            instance_width=cfg.instance_width,
-            head_frequencies=cfg.head_frequencies,
-            head_grid_resolution=cfg.head_grid_resolution,
-            head_grid_components=cfg.head_grid_components,
-            head_appearance=cfg.head_appearance,
+            **{name: getattr(cfg, name) for name in PanopticField.OPTIONS},
         )
         self.renderer_depth = DepthRenderer(method="expected")
         self.collider = AABBBoxCollider(scene_box=self.scene_box, near_plane=cfg.near_plane)

@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from typing_extensions import Annotated
 
-from plift_ns.errors import PliftDataError
+from plift_ns.errors import data_error_status
 from plift_ns.synthetic.config import PRESETS, SynthConfig, preset
 from plift_ns.synthetic.writer import generate_scene
 
@@ -80,31 +80,21 @@ def _summary(console: Console, args: SynthArgs, seconds: float, out: Path) -> No
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """``plift-synth``; returns the exit status (2: bad input, one message)."""
     args = parse_args(argv)
     console = Console()
-    start = time.perf_counter()
-    try:
+
+    def generate() -> None:
+        start = time.perf_counter()
         with Progress(TextColumn("rendering views"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=True) as bar:
             task = bar.add_task("render", total=args.config.num_views)
             out = generate_scene(args.config, args.output, overwrite=args.overwrite,
                                  progress=lambda done, total: bar.update(task, completed=done))
-    except PliftDataError as err:
-        console.print(f"[bold red]error:[/] {err}")
-        return 2
-    seconds = time.perf_counter() - start
-    _summary(console, args, seconds, out)
-    if args.preview is not None:
-        from plift_ns.synthetic.preview import save_preview
+        _summary(console, args, time.perf_counter() - start, out)
+        if args.preview is not None:
+            from plift_ns.synthetic.preview import save_preview
 
-        console.print(f"preview: {save_preview(out, args.preview)}")
-    return 0
+            console.print(f"preview: {save_preview(out, args.preview)}")
 
-
-def entrypoint() -> None:
-    """Console-script entry point of ``plift-synth``."""
-    sys.exit(main())
-
-
-if __name__ == "__main__":
-    entrypoint()
+    return data_error_status("plift-synth", generate, console)
