@@ -118,8 +118,8 @@ def _quiet_transformers() -> None:
 
 def run(args: LabelsArgs, console: Optional[Console] = None):
     """Label the scene of ``args``; returns the :class:`~plift_ns.labels.writer.RunReport`."""
+    from plift_ns.data.class_maps import resolve_class_map
     from plift_ns.data.classes import load_class_set
-    from plift_ns.labels.class_map import resolve_class_map
     from plift_ns.labels.labeler import Labeler
     from plift_ns.labels.tta import build_augmentations
     from plift_ns.labels.writer import check_scene, class_spec, label_scene

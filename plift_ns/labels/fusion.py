@@ -12,7 +12,7 @@ Void: a pixel whose best scaled mask is below ``void_threshold`` (default 0.1 â€
 confidence 0; its probability is still the nearest cluster's distribution (uniform if there is none) so it sums to 1.
 
 All class distributions here are *folded* to the target classes: (C + 1) columns, the last one void (see
-:mod:`plift_ns.labels.class_map`). Everything runs on the tensors' device; only the graph goes through scipy.
+:mod:`plift_ns.data.class_maps`). Everything runs on the tensors' device; only the graph goes through scipy.
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from plift_ns.data.class_maps import fold_probabilities
 from plift_ns.data.classes import ClassSet
 from plift_ns.errors import PliftDataError
-from plift_ns.labels.class_map import fold_probabilities
 from plift_ns.labels.fusion import FusedLabels, FusionConfig, fuse_predictions, select_queries
 from plift_ns.labels.protocol import QueryPrediction, QuerySegmenter
 from plift_ns.labels.tta import Augmentation, build_augmentations, run_tta
