@@ -11,4 +11,6 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
       || echo "[plift] could not install chromium; the browser test will be skipped"
   fi
 fi
+# plift-wild's end-to-end test needs COLMAP: install Debian's package where we can (skipped otherwise).
+bash "$ROOT/scripts/colmap.sh"
 python -m pytest -q tests "$@"
