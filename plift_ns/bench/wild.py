@@ -166,6 +166,8 @@ class WildBench:
     min_registered: float = 0.5
     matching_method: str = "auto"
     save_images: bool = False
+    score_own_cameras: bool = True
+    """Also score the COLMAP run at its own (COLMAP) test cameras."""
 
     def _timed(self, timings: Dict[str, float], key: str, fn) -> Any:
         start = time.perf_counter()
@@ -249,9 +251,10 @@ class WildBench:
             "colmap-poses@aligned-gt-cameras": self._timed(
                 timings, "score_colmap_aligned",
                 lambda: score_run(runs["colmap-poses"], scene / ALIGNED_TEST, views("colmap-aligned"))),
-            "colmap-poses@colmap-cameras": self._timed(
-                timings, "score_colmap_own", lambda: score_run(runs["colmap-poses"], None, views("colmap-own"))),
         }
+        if self.score_own_cameras:
+            scores["colmap-poses@colmap-cameras"] = self._timed(
+                timings, "score_colmap_own", lambda: score_run(runs["colmap-poses"], None, views("colmap-own")))
         table = {name: _headline(s["lifted"]) for name, s in scores.items()}
         table["2D labels (input)"] = _headline(scores["true-poses"]["labels_2d"])
         result.update(metrics=table, runs={k: str(v) for k, v in runs.items()}, steps=self.steps, method=self.method,

@@ -147,9 +147,9 @@ def run(args: WildArgs) -> Dict[str, Any]:
         raise PliftDataError(f"--min-registered must be in (0, 1] (got {args.min_registered})")
     photos = check_photos(args.data)
     colmap = find_colmap(args.colmap_cmd) if args.process_data_dir is None else None
+    _check_labeller(args)
     if colmap is not None:
         check_process_data()
-    _check_labeller(args)
     gpu = use_gpu(colmap, args.gpu) if colmap is not None else False
     matching = matching_for(args.matching_method, len(photos.paths))
     names = photos.frame_names()
