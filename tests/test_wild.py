@@ -123,6 +123,65 @@ def test_missing_labeller_fails_before_colmap_and_writes_nothing(tmp_path, capsy
     assert code == 2 and "COLMAP not found" in capsys.readouterr().out and not out.exists()
 
 
+def _fake_process_data(gt: Path, out: Path, keep: int) -> Path:
+    """What ns-process-data leaves for the first ``keep`` photos of ``gt`` (poses: the generator's, y/z swapped as
+    its applied_transform does), without running COLMAP."""
+    meta = json.loads((gt / "transforms.json").read_text())
+    swap = np.array([[1.0, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]])
+    frames, centres = [], []
+    for i, frame in enumerate(sorted(meta["frames"], key=lambda f: f["file_path"])):
+        name = f"frame_{i + 1:05d}.png"
+        for folder, factor in (("images", 1), ("images_2", 2)):
+            (out / folder).mkdir(parents=True, exist_ok=True)
+            with Image.open(gt / frame["file_path"]) as im:
+                im.resize((im.width // factor, im.height // factor)).save(out / folder / name)
+        if i < keep:
+            pose = swap @ np.asarray(frame["transform_matrix"])
+            frames.append({"file_path": f"images/{name}", "transform_matrix": pose.tolist(), "colmap_im_id": i + 1})
+            centres.append(pose[:3, 3])
+    cam = {k: meta[k] for k in ("w", "h", "fl_x", "fl_y", "cx", "cy")}
+    (out / "transforms.json").write_text(json.dumps({
+        **cam, "k1": 0.01, "k2": 0.0, "p1": 0.0, "p2": 0.0, "camera_model": "OPENCV", "frames": frames,
+        "applied_transform": swap[:3].tolist(), "ply_file_path": "sparse_pc.ply"}))
+    pts = np.random.default_rng(0).uniform(-2, 2, (200, 3)) + np.mean(centres, axis=0)
+    (out / "sparse_pc.ply").write_text(
+        f"ply\nformat ascii 1.0\nelement vertex {len(pts)}\nproperty float x\nproperty float y\nproperty float z\n"
+        "property uint8 red\nproperty uint8 green\nproperty uint8 blue\nend_header\n"
+        + "".join(f"{x:f} {y:f} {z:f} 0 0 0\n" for x, y, z in pts))
+    return out
+
+
+def test_process_data_output_becomes_a_scene_and_too_few_poses_are_refused(tmp_path, capsys):
+    """The stages after COLMAP on an ns-process-data-shaped folder (no COLMAP needed): downscale folder, scene box from
+    the sparse points, labels by photo name, the dataparser reads it; a capture with too few poses writes nothing."""
+    from plift_ns.data.dataparser import PanopticDataParserConfig
+    from plift_ns.synthetic import SynthConfig, generate_scene
+    from plift_ns.wild.cli import main
+
+    gt = generate_scene(SynthConfig(width=64, height=48, num_train=6, num_test=2), tmp_path / "gt")
+    photos = tmp_path / "photos"
+    shutil.copytree(gt / "images", photos)
+    few = _fake_process_data(gt, tmp_path / "few", keep=2)
+    out = tmp_path / "scene"
+    args = ["--data", str(photos), "--output-dir", str(out), "--labels-from", str(gt), "--downscale", "2"]
+    assert main(args + ["--process-data-dir", str(few)]) == 2
+    text = capsys.readouterr().out
+    assert "registered 2 of 8 photos (25% < 80%)" in text and "frame_00002.png" in text and not out.exists()
+
+    done = _fake_process_data(gt, tmp_path / "done", keep=7)
+    assert main(args + ["--process-data-dir", str(done)]) == 0
+    meta = json.loads((out / "transforms.json").read_text())
+    assert meta["plift_wild"]["scene_box_from"] == "sparse points" and meta["plift_wild"]["registered"] == 7
+    assert (meta["w"], meta["h"], meta["fl_x"]) == (32, 24, pytest.approx(json.loads(
+        (gt / "transforms.json").read_text())["fl_x"] / 2))
+    parser = PanopticDataParserConfig(data=out).setup()
+    train, test = parser.get_dataparser_outputs("train"), parser.get_dataparser_outputs("test")
+    assert len(train.image_filenames) + len(test.image_filenames) == 7
+    assert train.cameras.distortion_params is not None and int(train.cameras.width[0]) == 32
+    with Image.open(train.metadata["semantics_filenames"][0]) as im:
+        assert im.size == (32, 24)
+
+
 @pytest.mark.skipif(shutil.which("colmap") is None or find_library("usb-1.0") is None,
                     reason="COLMAP or libusb (for ns-process-data's open3d) is not installed; scripts/test.sh installs "
                     "Debian's colmap and libusb-1.0-0 where apt-get is usable")

@@ -126,6 +126,17 @@ def _run_logged(cmd: list, log: Path, total: int) -> int:
     return code
 
 
+def _keep_log(log: Path, output: Path) -> Path:
+    """Copy the COLMAP log out of the temporary scene (which a failure removes) into the system temp folder."""
+    import shutil
+    import tempfile
+
+    kept = Path(tempfile.gettempdir()) / f"plift-wild-{output.name}-colmap.log"
+    if log.exists():
+        shutil.copy(log, kept)
+    return kept
+
+
 def _copy_process_data(source: Path, scene: Path) -> int:
     """Copy an earlier ns-process-data output into ``scene``; 0, or a :class:`PliftDataError` if it is not one."""
     import shutil
@@ -167,9 +178,13 @@ def run(args: WildArgs) -> Dict[str, Any]:
             code = _run_logged(cmd, log, len(photos.paths))
         timings["poses_s"] = time.perf_counter() - start
         reg = read_registration(tmp, names)
-        if code != 0 and not reg.registered:
-            raise PliftDataError(f"ns-process-data failed (exit {code}): {' | '.join(log_tail(log, 4))}", args.data)
-        check_registration(reg, names, args.min_registered, args.data)
+        try:
+            if code != 0 and not reg.registered:
+                raise PliftDataError(f"ns-process-data failed (exit {code}) and no photo got a pose: "
+                                     f"{' | '.join(log_tail(log, 4))}", args.data)
+            check_registration(reg, names, args.min_registered, args.data)
+        except PliftDataError as err:
+            raise PliftDataError(f"{err} [COLMAP log kept in {_keep_log(log, args.output_dir)}]") from None
         CONSOLE.print(f"COLMAP placed {len(reg.registered)}/{reg.total} photos ({100 * reg.rate:.1f}%) "
                       f"in {timings['poses_s']:.0f} s")
         record: Dict[str, Any] = {

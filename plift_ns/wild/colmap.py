@@ -126,6 +126,6 @@ def check_registration(reg: Registration, frame_names: Dict[str, str], min_rate:
     raise PliftDataError(
         f"COLMAP registered {len(reg.registered)} of {reg.total} photos ({100 * reg.rate:.0f}% < "
         f"{100 * min_rate:.0f}%); not placed: {examples}. Take more overlapping, sharp, textured photos, try "
-        "--matching-method exhaustive, or accept fewer with --min-registered (the log is colmap.log)",
+        "--matching-method exhaustive, or accept fewer with --min-registered",
         scene,
     )
