@@ -171,3 +171,47 @@ def test_deprecated_flag_names_still_apply(capsys) -> None:
     assert model.config.stop_semantic_gradients is None
     out = capsys.readouterr().out
     assert "stop-semantic-gradients is deprecated" in out and "use-label-probabilities" in out
+
+
+def test_sh_colour_matches_nerfstudio_tensorf_field() -> None:
+    """With ``use_sh`` the colour decoder is TensoRF-SH: same output as nerfstudio's own field with the same weights."""
+    from nerfstudio.field_components.encodings import TensorVMEncoding
+    from nerfstudio.fields.tensorf_field import TensoRFField
+
+    from plift_ns.fields.panoptic_field import PanopticField, samples_at
+
+    torch.manual_seed(0)
+    aabb = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])
+    ours = PanopticField(aabb, 3, 2, resolution=16, num_den_components=2, num_color_components=4, use_sh=True)
+    reference = TensoRFField(
+        aabb,
+        density_encoding=TensorVMEncoding(resolution=16, num_components=2),
+        color_encoding=TensorVMEncoding(resolution=16, num_components=4),
+        use_sh=True,
+        sh_levels=3,
+    )
+    shared = {k: v for k, v in ours.state_dict().items() if k.split(".")[0] in ("density_encoding", "color_encoding", "B")}
+    reference.load_state_dict(shared, strict=False)
+    directions = torch.nn.functional.normalize(torch.randn(50, 3), dim=-1)
+    samples = samples_at(torch.rand(50, 3) * 2 - 1, directions)
+    expected = reference.get_outputs(samples)
+    got = ours.sample_outputs(samples.reshape((-1,)))["rgb"]
+    assert torch.allclose(got, expected.reshape(-1, 3), atol=1e-6)
+
+
+def test_softplus_density_starts_empty_and_follows_the_formula() -> None:
+    """``softplus``: density = scale × softplus(sum of VM components + shift); near zero at initialisation."""
+    from plift_ns.fields.panoptic_field import PanopticField, samples_at
+
+    torch.manual_seed(0)
+    aabb = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])
+    field = PanopticField(aabb, 3, 2, resolution=16, num_den_components=2, num_color_components=4,
+                          density_activation="softplus", density_shift=-10.0, density_scale=25.0)
+    positions = torch.rand(200, 3) * 2 - 1
+    density = field.get_density(samples_at(positions)).reshape(-1)
+    summed = field.density_encoding(positions).sum(dim=-1)
+    expected = 25.0 * torch.log1p(torch.exp(summed - 10.0))
+    assert torch.allclose(density, expected, rtol=1e-5)
+    assert float(density.max()) < 0.01  # 1% opacity needs density × step ≈ 0.01: far more than this over a short ray
+    with pytest.raises(ValueError, match="density_activation"):
+        PanopticField(aabb, 3, 2, resolution=16, density_activation="exp")

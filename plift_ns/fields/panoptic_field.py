@@ -23,7 +23,8 @@ class PanopticField(TensoRFField):
     OPTIONS = (
         "num_den_components", "num_color_components", "appearance_dim", "semantic_layers", "semantic_width",
         "instance_layers", "instance_width", "head_frequencies", "head_grid_resolution", "head_grid_components",
-        "head_appearance",
+        "head_appearance", "color_mlp_width", "use_sh", "sh_levels", "density_activation", "density_shift",
+        "density_scale",
     )
     """Constructor arguments a model config carries under the same names."""
 
@@ -44,6 +45,12 @@ class PanopticField(TensoRFField):
         head_grid_resolution: int = 0,
         head_grid_components: int = 16,
         head_appearance: bool = False,
+        color_mlp_width: int = 128,
+        use_sh: bool = False,
+        sh_levels: int = 3,
+        density_activation: str = "relu",
+        density_shift: float = -10.0,
+        density_scale: float = 25.0,
     ) -> None:
         super().__init__(
             aabb,
@@ -53,9 +60,15 @@ class PanopticField(TensoRFField):
             color_encoding=TensorVMEncoding(resolution=resolution, num_components=num_color_components),
             appearance_dim=appearance_dim,
             head_mlp_num_layers=2,
-            head_mlp_layer_width=128,
-            use_sh=False,
+            head_mlp_layer_width=color_mlp_width,
+            use_sh=use_sh,
+            sh_levels=sh_levels,
         )
+        if density_activation not in ("relu", "softplus"):
+            raise ValueError(f"density_activation must be 'relu' or 'softplus', not {density_activation!r}")
+        self.density_activation = density_activation
+        self.density_shift = density_shift
+        self.density_scale = density_scale
         self.head_encoding = (
             NeRFEncoding(3, head_frequencies, 0, head_frequencies - 1, include_input=True) if head_frequencies > 0 else None
         )
@@ -69,13 +82,21 @@ class PanopticField(TensoRFField):
             head_in += self.head_grid.get_out_dim()
         self.head_appearance = head_appearance
         if head_appearance:
-            head_in += appearance_dim
+            head_in += self.B.out_features
         self.semantic_mlp = MLP(
             in_dim=head_in, num_layers=semantic_layers, layer_width=semantic_width, out_dim=num_classes, activation=nn.ReLU()
         )
         self.instance_mlp = MLP(
             in_dim=head_in, num_layers=instance_layers, layer_width=instance_width, out_dim=num_instances, activation=nn.ReLU()
         )
+
+    def get_density(self, ray_samples: RaySamples) -> Float[Tensor, "*bs 1"]:
+        """``relu`` (nerfstudio's TensoRF): ReLU of the summed VM components. ``softplus`` (the original TensoRF):
+        ``density_scale`` × softplus(sum + ``density_shift``), so space starts empty instead of foggy."""
+        if self.density_activation == "relu":
+            return super().get_density(ray_samples)
+        features = self.density_encoding(self.normalized_positions(ray_samples.frustums.get_positions()))
+        return torch.nn.functional.softplus(features.sum(dim=-1, keepdim=True) + self.density_shift) * self.density_scale
 
     def normalized_positions(self, positions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs 3"]:
         """World positions → [-1, 1] inside the scene box."""
@@ -118,7 +139,11 @@ class PanopticField(TensoRFField):
         return {"rgb": rgb, "semantics": self.semantic_mlp(head_in), "instance": self.instance_mlp(instance_in)}
 
     def colour(self, appearance: Float[Tensor, "*bs A"], directions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs 3"]:
-        """TensoRF's colour MLP (as in nerfstudio's ``TensoRFField.get_outputs``) on given appearance features."""
+        """TensoRF's colour decoder (as in nerfstudio's ``TensoRFField.get_outputs``) on given appearance features:
+        its MLP, or spherical harmonics when ``use_sh``."""
+        if self.use_sh:
+            sh = self.sh(directions)[..., None, :]
+            return torch.relu((sh * appearance.view(*appearance.shape[:-1], 3, sh.shape[-1])).sum(dim=-1) + 0.5)
         encoded = torch.cat(
             [appearance, directions, self.feature_encoding(appearance), self.direction_encoding(directions)], dim=-1
         )

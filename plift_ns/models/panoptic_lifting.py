@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Tuple, Type
+from typing import Dict, Iterator, List, Literal, Optional, Tuple, Type
 from unittest import mock
 
 import numpy as np
@@ -68,6 +68,17 @@ class PanopticLiftingModelConfig(TensoRFModelConfig):
     head_appearance: bool = False
     """Also feed both heads TensoRF's appearance features (detached: segmentation never moves colour); not in the
     paper, it lets short runs place class boundaries where the colour changes."""
+    density_activation: Literal["relu", "softplus"] = "relu"
+    """``relu``: nerfstudio's TensoRF density (ReLU of the summed components; space starts foggy). ``softplus``: the
+    original TensoRF's ``density_scale`` × softplus(sum + ``density_shift``); space starts empty."""
+    density_shift: float = -10.0
+    density_scale: float = 25.0
+    color_mlp_width: int = 128
+    """Width of TensoRF's colour MLP (its default: 128)."""
+    use_sh: bool = False
+    """Decode colour with spherical harmonics of ``sh_levels`` bands instead of the MLP (TensoRF-SH; the appearance
+    features are then the 3 × sh_levels² coefficients)."""
+    sh_levels: int = 3
     bounded_semantics: bool = True
     """Render per-sample class probabilities (softmax before volume rendering, Sec. 3.3); False renders logits."""
     bounded_instances: bool = True
