@@ -17,6 +17,7 @@ from jaxtyping import Bool, Float, Int
 from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
 from nerfstudio.cameras.rays import RayBundle, RaySamples
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
+from nerfstudio.model_components.losses import distortion_loss
 from nerfstudio.model_components.renderers import DepthRenderer
 from nerfstudio.model_components.scene_colliders import AABBBoxCollider
 from nerfstudio.models.tensorf import TensoRFModel, TensoRFModelConfig
@@ -73,6 +74,9 @@ class PanopticLiftingModelConfig(TensoRFModelConfig):
     original TensoRF's ``density_scale`` × softplus(sum + ``density_shift``); space starts empty."""
     density_shift: float = -10.0
     density_scale: float = 25.0
+    distortion_loss_mult: float = 0.0
+    """Weight of mip-NeRF 360's distortion loss on the fine samples' weights (0 = off, as in the paper): it pulls each
+    ray's weight into one compact interval, against a foggy field that spreads it along the whole ray."""
     color_mlp_width: int = 128
     """Width of TensoRF's colour MLP (its default: 128)."""
     use_sh: bool = False
@@ -317,6 +321,8 @@ class PanopticLiftingModel(TensoRFModel):
         outputs["instance"] = self._render_head(
             samples["instance"], instance_keep, seg_weights, self.config.bounded_instances
         )
+        if self.training and self.config.distortion_loss_mult > 0:
+            outputs["weights"], outputs["ray_samples"] = weights, ray_samples
         if not self.training:
             outputs.update(self.colormaps(outputs["semantics"], outputs["instance"]))
         return outputs
@@ -361,6 +367,10 @@ class PanopticLiftingModel(TensoRFModel):
         loss_dict["semantic_loss"] = cfg.semantic_loss_mult * losses.semantic_loss(
             outputs["semantics"][:n], target[:n], confidence[:n], valid[:n], from_logits=from_logits
         )
+        if "weights" in outputs:
+            loss_dict["distortion_loss"] = cfg.distortion_loss_mult * distortion_loss(
+                [outputs["weights"]], [outputs["ray_samples"]]
+            )
         if self.training and self.step >= cfg.instance_loss_start_step and len(outputs["rgb"]) > n:
             loss_dict["instance_loss"] = cfg.instance_loss_mult * losses.instance_loss(
                 outputs["instance"][n:], batch["instance"][n:], confidence[n:], from_logits=not cfg.bounded_instances
