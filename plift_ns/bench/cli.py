@@ -19,6 +19,7 @@ from typing_extensions import Annotated
 
 from plift_ns.bench.quality import VARIANTS
 from plift_ns.bench.speed import METHODS, measure
+from plift_ns.bench.wild import WildBench
 from plift_ns.devices import default_device
 
 CONSOLE = Console(width=140)
@@ -428,6 +429,7 @@ Commands = Union[
     Annotated[Segmenter, tyro.conf.subcommand("segmenter")],
     Annotated[Memory, tyro.conf.subcommand("memory")],
     Annotated[Viewer, tyro.conf.subcommand("viewer")],
+    Annotated[WildBench, tyro.conf.subcommand("wild")],
 ]
 
 

@@ -119,7 +119,11 @@ class PanopticLiftingModelConfig(TensoRFModelConfig):
     occupancy_update_every: int = 16
     near_plane: float = 0.01
     """Rays start this far from the camera (normalised scene units)."""
-    background_color: str = "white"
+    background_color: str = "black"
+    """Colour behind the last sample (nerfstudio's TensoRF: white). A room has no background: with white, fog of
+    semi-transparent samples reproduces light walls, and the field stays foggy (every sample occupied, blurry class
+    boundaries); black makes every ray's colour come from the scene. Demo scene, 1000 steps: mIoU 42.7 → 67.5,
+    PQ^scene 21.4 → 47.9, PSNR 24.2 → 26.1 (scripts/reports/2026-12-01-speed-fog.md)."""
 
     def check(self) -> None:
         """Move deprecated flags to their new names (with a note) and reject settings that cannot take effect
