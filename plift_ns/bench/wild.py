@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from plift_ns.errors import PliftDataError
-from plift_ns.io.atomic import atomic_write_json
+from plift_ns.io.atomic import atomic_write_json, numpy_json
 from plift_ns.wild.align import Similarity, trajectory_error
 
 TRUE_POSES = "transforms_true_poses.json"
@@ -259,19 +259,11 @@ class WildBench:
         table["2D labels (input)"] = _headline(scores["true-poses"]["labels_2d"])
         result.update(metrics=table, runs={k: str(v) for k, v in runs.items()}, steps=self.steps, method=self.method,
                       timings_s=timings, full_metrics={k: v["lifted"] for k, v in scores.items()})
-        atomic_write_json(result_path, result, indent=2, default=_json_default)
+        atomic_write_json(result_path, result, indent=2, default=numpy_json)
         for name, row in table.items():
             console.print(f"{name:34s} " + "  ".join(f"{k} {v:.2f}" for k, v in row.items()))
         console.print(f"[bold green]wrote {result_path}")
         return result
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -20,7 +20,7 @@ from plift_ns.errors import PliftDataError, exit_on_data_error
 from plift_ns.eval.image_metrics import to_void_id
 from plift_ns.eval.metrics import PanopticEvaluator
 from plift_ns.eval.visualize import colorize_instances, colorize_semantics, side_by_side, write_png
-from plift_ns.io.atomic import atomic_write_json
+from plift_ns.io.atomic import atomic_write_json, numpy_json
 
 CONSOLE = Console(width=120)
 HEADLINE = ("PQ_scene", "SQ_scene", "RQ_scene", "PQ", "mIoU", "PSNR")
@@ -52,7 +52,7 @@ class EvalModel:
         image_dir = self.image_dir or output.parent / "views"
         results = evaluate_pipeline(pipeline, image_dir if self.save_images else None, self.max_views)
         results.update(checkpoint=str(checkpoint), step=int(step), config=str(self.load_config))
-        atomic_write_json(output, results, indent=2, default=_json_default, end="")
+        atomic_write_json(output, results, indent=2, default=numpy_json, end="")
         print_table(results)
         CONSOLE.print(f"[bold green]Wrote {output}" + (f" and views in {image_dir}" if self.save_images else ""))
         return results
@@ -104,14 +104,6 @@ def evaluate_pipeline(
             grid = np.concatenate([side_by_side(panels[:4]), side_by_side(panels[4:])], axis=0)
             write_png(image_dir / f"{Path(name).stem}.png", grid)
     return {"lifted": lifted.compute(), "labels_2d": labels_2d.compute(), "class_set": class_set.name}
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 def print_table(results: Dict[str, Any]) -> None:

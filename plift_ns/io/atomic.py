@@ -124,6 +124,17 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
             tmp.unlink()
 
 
+def numpy_json(value: Any) -> Any:
+    """``json.dump``'s ``default`` for numpy scalars and arrays (anything else: its ``str``)."""
+    import numpy as np
+
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
 def atomic_write_json(path: PathLike, data: Any, indent: int = 1, default: Optional[Callable[[Any], Any]] = None,
                       end: str = "\n") -> None:
     """:func:`atomic_write_bytes` of ``json.dumps(data, indent=indent, default=default) + end``."""
