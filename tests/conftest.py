@@ -83,5 +83,8 @@ def trained(tiny_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """config.yml of a tiny model trained in-process for 20 CPU steps, once per test module that uses it (a module
     may override this fixture with another run)."""
     config = make_tiny_trainer(tiny_scene, tmp_path_factory.mktemp("runs"), steps=20)
+    # 20 steps against the default black background leave the tiny field mostly transparent (too few opaque rays
+    # for the export and picking mechanics); against white its rays accumulate, as these tests need
+    config.pipeline.model.background_color = "white"
     run_training(config)
     return config.get_base_dir() / "config.yml"
