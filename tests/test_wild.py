@@ -193,7 +193,9 @@ def test_photos_only_room_end_to_end(tmp_path):
     from plift_ns.synthetic import SynthConfig, generate_scene
     from plift_ns.wild.cli import main
 
-    gt = generate_scene(SynthConfig(width=320, height=240, num_train=18, num_test=6, seed=0), tmp_path / "gt")
+    # 48 photos: with 24 the views overlap too little and COLMAP places 10-12 of them, differently from run to run
+    # (ATE 1-7% of the room); with 48 it placed 47/48 three times out of three, ATE 0.7-1.1%
+    gt = generate_scene(SynthConfig(width=320, height=240, num_train=42, num_test=6, seed=0), tmp_path / "gt")
     photos = tmp_path / "photos"
     photos.mkdir()
     for image in (gt / "images").iterdir():
@@ -204,7 +206,7 @@ def test_photos_only_room_end_to_end(tmp_path):
     assert code == 0
     meta = json.loads((scene / "transforms.json").read_text())
     record = meta["plift_wild"]
-    assert record["registered"] >= 6 and record["scene_box_from"] == "sparse points"
+    assert record["registered"] >= 40 and record["scene_box_from"] == "sparse points"
     assert meta["camera_model"] == "OPENCV" and "applied_transform" in meta and (meta["w"], meta["h"]) == (160, 120)
     assert all(f["file_path"].startswith("images_2/") for f in meta["frames"])
     assert meta["test_filenames"] and meta["panoptic_classes"] == "scannet21"
