@@ -59,6 +59,8 @@ class Speed:
     --eval-every steps outside the clock (0: throughput only)."""
     quality_methods: Tuple[str, ...] = ("panoptic-lifting-small", "tensorf")
     eval_every: int = 250
+    quality_seconds: float = 0.0
+    """Stop each time-to-quality run after this much training wall-clock (0: run all --quality-steps)."""
     baseline_src: Optional[Path] = None
     """Another plift-ns checkout (e.g. an older commit) whose panoptic-lifting-small is timed beside this one's."""
 
@@ -92,7 +94,8 @@ class Speed:
         results = []
         for method, source, label in runs:
             CONSOLE.print(f"[bold]Time to quality: {label}, {self.quality_steps} steps, scored every {self.eval_every}")
-            results.append(run_method(method, scene, self.quality_steps, self.eval_every, device, source, label))
+            results.append(run_method(method, scene, self.quality_steps, self.eval_every, device, source, label,
+                                      self.quality_seconds))
             self._write_ttq(results, ttq_markdown, ttq_plot)  # kept after every method: a stopped run keeps its rows
         print_markdown_table(ttq_markdown(results), "time to quality (training wall-clock, same run)")
         return results

@@ -4,7 +4,7 @@ Each method trains in its own process on the same scene with nerfstudio's pipeli
 callbacks; every ``eval_every`` steps the clock stops and the test views are scored (PSNR for every method; PQ^scene
 and mIoU, and the 2D labels' own scores, for plift-ns). Runs as a script too, so that another checkout of plift-ns
 (``PYTHONPATH=<checkout>``) can be measured with the same loop:
-``python time_to_quality.py METHOD SCENE STEPS EVAL_EVERY DEVICE`` prints one JSON line.
+``python time_to_quality.py METHOD SCENE STEPS EVAL_EVERY DEVICE MAX_SECONDS`` prints one JSON line.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ Curve = List[Dict[str, float]]
 
 def train_with_curve(
     config: Any, steps: int, eval_every: int, device: str, evaluate: Callable[[Any], Dict[str, float]],
-    progress: Optional[Callable[[int], None]] = None,
+    progress: Optional[Callable[[int], None]] = None, max_seconds: float = 0.0,
 ) -> Tuple[Any, Curve, float]:
     """Train ``config``'s pipeline for ``steps`` as nerfstudio's Trainer does (callbacks, optimizers, schedulers),
-    calling ``evaluate(pipeline)`` outside the clock every ``eval_every`` steps; returns (pipeline, curve, seconds)."""
+    calling ``evaluate(pipeline)`` outside the clock every ``eval_every`` steps; returns (pipeline, curve, seconds).
+    ``max_seconds`` > 0 stops (with a last evaluation) once that much training time has passed."""
     from nerfstudio.engine.callbacks import TrainingCallbackAttributes, TrainingCallbackLocation
     from nerfstudio.engine.optimizers import Optimizers
 
@@ -58,10 +59,13 @@ def train_with_curve(
         seconds += time.perf_counter() - start
         if progress is not None:
             progress(step)
-        if (step + 1) % eval_every == 0 or step + 1 == steps:
+        out_of_time = 0 < max_seconds <= seconds
+        if (step + 1) % eval_every == 0 or step + 1 == steps or out_of_time:
             pipeline.eval()
             with torch.no_grad():
                 curve.append({"step": step + 1, "seconds": seconds, **evaluate(pipeline)})
+        if out_of_time:
+            break
     return pipeline, curve, seconds
 
 
@@ -84,9 +88,10 @@ def first_time(curve: Curve, key: str, target: Optional[float]) -> Optional[floa
     return next((p["seconds"] for p in curve if p.get(key) is not None and p[key] >= target), None)
 
 
-def measure_method(method: str, scene: Path, steps: int, eval_every: int, device: str) -> Dict[str, Any]:
-    """Train ``method`` (``panoptic-lifting-small`` or a stock nerfstudio method) and return its curve, the 2D
-    labels' scores (plift-ns), seconds per 512-px frame and peak memory."""
+def measure_method(method: str, scene: Path, steps: int, eval_every: int, device: str,
+                   max_seconds: float = 0.0) -> Dict[str, Any]:
+    """Train ``method`` (``panoptic-lifting-small`` or a stock nerfstudio method) for ``steps`` (or ``max_seconds``
+    of training) and return its curve, the 2D labels' scores (plift-ns), seconds per 512-px frame and peak memory."""
     from nerfstudio.configs.method_configs import all_methods
 
     from plift_ns.bench.speed import stub_lpips, trainer_config
@@ -107,7 +112,7 @@ def measure_method(method: str, scene: Path, steps: int, eval_every: int, device
             return {k: scores["lifted"][k] for k in ("PSNR", "PQ_scene", "mIoU", "PQ")}
     else:
         evaluate = test_psnr
-    pipeline, curve, seconds = train_with_curve(config, steps, eval_every, device, evaluate)
+    pipeline, curve, seconds = train_with_curve(config, steps, eval_every, device, evaluate, max_seconds=max_seconds)
     frame_s = viewer_frame_seconds(pipeline)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     if device.startswith("cuda"):
@@ -127,8 +132,8 @@ def viewer_frame_seconds(pipeline: Any, longer_side: int = 512) -> float:
 
 
 if __name__ == "__main__":
-    method, scene, steps, eval_every, device = sys.argv[1:6]
-    result = measure_method(method, Path(scene), int(steps), int(eval_every), device)
+    method, scene, steps, eval_every, device, max_seconds = sys.argv[1:7]
+    result = measure_method(method, Path(scene), int(steps), int(eval_every), device, float(max_seconds))
     print(json.dumps(result))
 
 
@@ -138,7 +143,7 @@ MARGINS = {"PQ_scene": 15.3, "mIoU": 8.9}
 
 
 def run_method(method: str, scene: Path, steps: int, eval_every: int, device: str,
-               source: Optional[Path] = None, label: Optional[str] = None) -> Dict[str, Any]:
+               source: Optional[Path] = None, label: Optional[str] = None, max_seconds: float = 0.0) -> Dict[str, Any]:
     """``measure_method`` in a fresh process (its own peak memory); ``source`` = another plift-ns checkout to import."""
     import os
     import subprocess
@@ -147,7 +152,8 @@ def run_method(method: str, scene: Path, steps: int, eval_every: int, device: st
     if source is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(source), env.get("PYTHONPATH", "")])
     code = "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
-    args = [sys.executable, "-c", code, __file__, method, str(scene), str(steps), str(eval_every), device]
+    args = [sys.executable, "-c", code, __file__, method, str(scene), str(steps), str(eval_every), device,
+            str(max_seconds)]
     done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
