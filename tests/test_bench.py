@@ -121,12 +121,13 @@ def test_quality_benchmark_end_to_end_two_label_sources(trained_segmenter: Path,
     ).main()
     assert set(report["summary"]) == {"simulated", "mask2former-no-tta"}
     for source in report["summary"].values():
-        assert set(source) == {"2D labels", "full", "all off"}
-        assert 0.0 <= source["full"]["mIoU"] <= 1.0
+        assert set(source) == {"2D labels", "oracle vote", "full", "all off"}
+        assert 0.0 <= source["full"]["mIoU"] <= 1.0 and 0.0 <= source["oracle vote"]["mIoU"] <= 1.0
     # The two sources give the lifted model different 2D labels to start from.
     assert report["summary"]["simulated"]["2D labels"] != report["summary"]["mask2former-no-tta"]["2D labels"]
     markdown = (out / "quality.md").read_text()
     assert "## 2D labels: simulated" in markdown and "## 2D labels: mask2former-no-tta" in markdown
+    assert "| oracle vote |" in markdown
     assert (out / "quality.png").stat().st_size > 1000
     saved = json.loads((out / "quality.json").read_text())
     assert saved["steps"] == 6 and saved["complete"] is True

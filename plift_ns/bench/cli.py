@@ -167,8 +167,9 @@ HEADLINE = ("mIoU", "PQ_scene", "SQ_scene", "RQ_scene", "PQ", "PSNR")
 
 @dataclass
 class Quality:
-    """2D labels vs the lifted model vs the paper's Table 2 ablations, on generated scenes whose 2D labels are the
-    simulated machine labels (TTA-like confidences) and/or the predictions of a from-scratch Mask2Former."""
+    """2D labels vs the oracle vote (plift-fusion: the labels fused in 3D with the exact depth, no field) vs the lifted
+    model vs the paper's Table 2 ablations, on generated scenes whose 2D labels are the simulated machine labels
+    (TTA-like confidences) and/or the predictions of a from-scratch Mask2Former."""
 
     preset: Literal["ci", "medium", "full"] = "ci"
     """ci: one small scene, 800 steps, 3 variants (minutes); medium: one demo scene, 1500 steps; full: three bench
@@ -192,6 +193,7 @@ class Quality:
         from rich.progress import Progress
 
         from plift_ns.bench.quality import relabel_scene, time_to_quality, train_variant
+        from plift_ns.eval.fusion import oracle_vote
         from plift_ns.synthetic import generate_scene, preset
 
         chosen = QUALITY_PRESETS[self.preset]
@@ -204,7 +206,7 @@ class Quality:
         if unknown:
             raise SystemExit(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
         runs: Dict[str, Dict[str, List[Dict[str, Any]]]] = {
-            source: {name: [] for name in ("2D labels", *variants)} for source in self.labels
+            source: {name: [] for name in ("2D labels", "oracle vote", *variants)} for source in self.labels
         }
         with tempfile.TemporaryDirectory() as tmp, Progress(console=CONSOLE) as progress:
             segmenter = self.segmenter
@@ -224,6 +226,7 @@ class Quality:
                         task = progress.add_task(f"scene {i + 1}/{num_scenes}: plift-labels ({source})", total=None)
                         scene = relabel_scene(base, Path(tmp) / f"scene-{i}-{source}", segmenter, tta=source == "mask2former")
                         progress.update(task, total=1, completed=1)
+                    runs[source]["oracle vote"].append(_headline(oracle_vote(scene)["oracle_vote"]))
                     for name in variants:
                         task = progress.add_task(f"scene {i + 1}/{num_scenes} ({source}): {name}", total=steps)
                         result = train_variant(
