@@ -319,3 +319,40 @@ def test_compact_storage_is_chosen_by_size(tiny_scene: Path) -> None:
     assert isinstance(small_budget, TopKDistributions)
     forced = datamanager(tiny_scene, compact_labels=False, dense_labels_max_gb=1e-4).train_pixels.probability
     assert isinstance(forced, DenseDistributions)
+
+
+# ------------------------------------------------------------------------------------------------ depth
+
+
+def test_depth_in_the_batch_is_the_file_in_scene_units(tiny_scene: Path) -> None:
+    """With ``load_depth``, each ray's depth is its pixel's PNG value × depth_unit_scale_factor × the dataparser's
+    scale (z-depth in the normalised scene); without it, the batch has no depth."""
+    dm = datamanager(tiny_scene, load_depth=True)
+    meta = json.loads((tiny_scene / "transforms.json").read_text())
+    box = np.asarray(meta["scene_box"], dtype=np.float64)
+    scale = 1.0 / float(np.max(box[1] - box.mean(axis=0)))  # the box's half-extent maps to 1
+    _, batch = dm.next_train(0)
+    assert batch["depth"].shape == (len(batch["indices"]), 1)
+    for row in (0, 5, 70):
+        c, y, x = batch["indices"][row].tolist()
+        name = dm.train_dataset.image_filenames[c].name
+        raw = float(np.asarray(Image.open(tiny_scene / "depth" / name))[y, x])
+        expected = raw * meta["depth_unit_scale_factor"] * scale
+        assert float(batch["depth"][row, 0]) == pytest.approx(expected, rel=2e-3)  # float16 storage
+    assert "depth" not in datamanager(tiny_scene).next_train(0)[1]
+
+
+def test_unreadable_depth_map_is_named(scene_copy: Path) -> None:
+    meta = json.loads((scene_copy / "transforms.json").read_text())
+    frame = next(f for f in meta["frames"] if f["file_path"] in meta["train_filenames"])
+    victim = scene_copy / "depth" / "frame.npy"
+    np.save(victim, np.array([{"a": 1}], dtype=object), allow_pickle=True)  # a pickled array: never loaded
+    frame["depth_file_path"] = "depth/frame.npy"
+    (scene_copy / "transforms.json").write_text(json.dumps(meta))
+    expect_data_error(lambda: datamanager(scene_copy, load_depth=True), victim, "cannot read the depth map")
+
+
+def test_depth_unit_must_be_positive(scene_copy: Path) -> None:
+    edit_transforms(scene_copy, lambda m: m.update(depth_unit_scale_factor=0))
+    with pytest.raises(PliftDataError, match="depth_unit_scale_factor"):
+        parse(scene_copy)

@@ -239,3 +239,41 @@ def test_distortion_loss_switch_pulls_weight_together() -> None:
     assert float(after) < float(before)
     model.config.distortion_loss_mult = 0.0
     assert "distortion_loss" not in model.get_loss_dict(forward(model, bundle), batch)
+
+
+@pytest.mark.parametrize("kind", ["ds_nerf", "urf"])
+def test_depth_loss_moves_the_weight_to_the_measured_depth(kind: str) -> None:
+    """``depth_loss_mult`` > 0 adds nerfstudio's depth loss where the batch has depth (z-depth × the ray's direction
+    norm = distance along the ray); a few gradient steps on it alone bring the rendered depth closer to the target;
+    no depth in the batch (a scene without depth maps) or weight 0: no depth loss."""
+    model = tiny_model(depth_loss_mult=1.0, depth_loss_type=kind, depth_sigma=0.05)
+    model.train()
+    bundle = rays()
+    n = 64
+    bundle.metadata["directions_norm"] = torch.full((n, 1), 1.25)
+    target = torch.full((n, 1), 0.4)  # z-depth; along the ray: 0.5
+    batch = {"image": torch.rand(n, 3), "semantics": torch.randint(0, 21, (n,)), "confidence": torch.ones(n),
+             "instance": torch.zeros(n, dtype=torch.long), "num_rays_semantic": n, "depth": target}
+    params = list(model.field.density_encoding.parameters())
+    optimizer = torch.optim.Adam(params, lr=0.05)
+
+    def error() -> float:
+        with torch.no_grad():
+            torch.manual_seed(3)
+            out = forward(model, bundle)
+        hit = out["accumulation"][:, 0] > 0.5
+        return float((out["depth"][hit] / out["accumulation"][hit] - 0.5).abs().mean())
+
+    before = error()
+    for _ in range(20):
+        torch.manual_seed(3)
+        loss = model.get_loss_dict(forward(model, bundle), batch)["depth_loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert error() < 0.7 * before
+    torch.manual_seed(3)
+    out = forward(model, bundle)
+    assert "depth_loss" not in model.get_loss_dict(out, {k: v for k, v in batch.items() if k != "depth"})
+    model.config.depth_loss_mult = 0.0
+    assert "depth_loss" not in model.get_loss_dict(forward(model, bundle), batch)

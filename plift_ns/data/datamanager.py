@@ -38,6 +38,8 @@ class PanopticDataManagerConfig(VanillaDataManagerConfig):
     None (default): compact only when the float16 distributions would exceed ``dense_labels_max_gb``."""
     dense_labels_max_gb: float = 2.0
     """With ``compact_labels`` None: the most memory the exact float16 distributions may take (GiB)."""
+    load_depth: bool = False
+    """Hold the training views' depth maps (when the scene has them) for the model's depth loss (2 bytes a pixel)."""
 
 
 class FramePixels:
@@ -47,7 +49,7 @@ class FramePixels:
 
     def __init__(
         self, dataset: PanopticDataset, device: Union[torch.device, str], description: str, probabilities: bool = True,
-        compact: Optional[bool] = True, dense_max_gb: float = 2.0,
+        compact: Optional[bool] = True, dense_max_gb: float = 2.0, depth: bool = False,
     ) -> None:
         n = len(dataset)
         h, w = dataset.get_image_uint8(0).shape[:2]
@@ -58,6 +60,8 @@ class FramePixels:
         self.instance = torch.empty((n, h, w), dtype=torch.int16)
         self.confidence = torch.empty((n, h, w), dtype=torch.uint8)
         self.probability: Optional[Union[TopKDistributions, DenseDistributions]] = None
+        self.depth: Optional[Tensor] = None
+        """(n, H, W) float16 z-depth in scene units (0: none), when ``depth`` and the scene has depth maps."""
         with Progress(
             TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=CONSOLE
         ) as progress:
@@ -85,6 +89,11 @@ class FramePixels:
                         store = TopKDistributions if compact else DenseDistributions
                         self.probability = store((n, h, w), classes)
                     self.probability.store(i, data["probability"])
+                frame_depth = dataset.read_depth(i, (h, w)) if depth else None
+                if frame_depth is not None:
+                    if self.depth is None:
+                        self.depth = torch.zeros((n, h, w), dtype=torch.float16)
+                    self.depth[i] = frame_depth
         self.device = device
         dropped = dataset.frames_with_stuff_instances
         if dropped:
@@ -106,6 +115,8 @@ class FramePixels:
         }
         if self.probability is not None:
             batch["probability"] = self.probability.gather(c, y, x)
+        if self.depth is not None:
+            batch["depth"] = self.depth[c, y, x].float()[:, None]
         return {k: v.to(self.device) for k, v in batch.items()}
 
     def sample_all(self, n: int, generator: Optional[torch.Generator] = None) -> Int[Tensor, "n 3"]:
@@ -151,7 +162,7 @@ class PanopticDataManager(VanillaDataManager[PanopticDataset]):
         self.train_dataset.load_ground_truth = False
         self.train_pixels = FramePixels(
             self.train_dataset, self.device, "Loading training views", compact=self.config.compact_labels,
-            dense_max_gb=self.config.dense_labels_max_gb,
+            dense_max_gb=self.config.dense_labels_max_gb, depth=self.config.load_depth,
         )
         self.train_ray_generator = RayGenerator(self.train_dataset.cameras.to(self.device))
 

@@ -120,6 +120,11 @@ class PanopticDataParser(DataParser):
         metadata: Dict[str, Any] = {"class_set": class_set, "frame_names": [f["file_path"] for f in frames]}
         for key in LABEL_KEYS + OPTIONAL_KEYS:
             metadata[key.replace("_path", "_filenames")] = paths(key)
+        if metadata["depth_file_filenames"] is not None:
+            unit = meta.get("depth_unit_scale_factor", 0.001)
+            if not isinstance(unit, (int, float)) or unit <= 0:
+                raise PliftDataError(f"'depth_unit_scale_factor' must be a positive number, got {unit!r}", meta_path)
+            metadata["depth_to_scene"] = float(unit) * float(scale)  # depth file value → z-depth in scene units
         self._check_files(image_filenames, metadata)
 
         cameras = self._cameras(meta, frames, torch.from_numpy(c2w).float(), meta_path)

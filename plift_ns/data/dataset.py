@@ -7,8 +7,11 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import numpy.typing as npt
 import torch
+from jaxtyping import Float
 from nerfstudio.data.dataparsers.base_dataparser import DataparserOutputs
 from nerfstudio.data.datasets.base_dataset import InputDataset
+from nerfstudio.data.utils.data_utils import get_depth_image_from_path
+from torch import Tensor
 
 from plift_ns.data.classes import ClassSet
 from plift_ns.data.label_io import (
@@ -56,6 +59,22 @@ class PanopticDataset(InputDataset):
     def _native(self, size: Tuple[int, int]) -> Optional[Tuple[int, int]]:
         """The size label files must have: the image's, unless the images are rescaled (then labels are resized)."""
         return None if self.scale_factor != 1.0 else size
+
+    def read_depth(self, idx: int, size: Tuple[int, int]) -> Optional[Float[Tensor, "H W"]]:
+        """The frame's z-depth in the normalised scene's units at ``size`` = (H, W) (0: no measurement); None when
+        the scene has no depth maps."""
+        path = self._path("depth_file_filenames", idx)
+        if path is None:
+            return None
+        try:
+            depth = get_depth_image_from_path(path, size[0], size[1], self.metadata["depth_to_scene"])
+        except Exception as err:  # cv2 returns None for unreadable files; numpy raises on bad .npy
+            raise PliftDataError(
+                f"cannot read the depth map ({type(err).__name__}); it must be a single-channel 16-bit PNG or a .npy "
+                "array: re-export it, or remove 'depth_file_path' from transforms.json",
+                path,
+            ) from None
+        return depth[..., 0]
 
     def read_labels(self, idx: int, size: Tuple[int, int], probabilities: bool) -> Dict[str, torch.Tensor]:
         """The machine labels of frame ``idx`` at image size ``size`` = (H, W): semantics, instance, confidence and,
