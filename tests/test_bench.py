@@ -168,3 +168,12 @@ def test_time_to_quality_run_in_a_child_process(method: str, tiny_scene: Path) -
         assert "PQ_scene" not in result["curve"][0]
     else:
         assert 0 <= result["curve"][1]["PQ_scene"] <= 1 and set(result["labels_2d"]) == {"PQ_scene", "mIoU", "PQ"}
+
+
+def test_time_to_quality_stops_at_its_wall_clock_cap(tiny_scene: Path) -> None:
+    """``max_seconds`` (``--quality-seconds``) ends a run, scored once more, at the first step past the cap."""
+    from plift_ns.bench.time_to_quality import run_method
+
+    result = run_method("panoptic-lifting-small", tiny_scene, steps=50, eval_every=20, device="cpu", max_seconds=1e-6)
+    assert "error" not in result, result.get("error")
+    assert [p["step"] for p in result["curve"]] == [1]
