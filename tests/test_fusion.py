@@ -15,7 +15,6 @@ from nerfstudio.cameras.cameras import Cameras
 
 from plift_ns.errors import PliftDataError
 from plift_ns.eval.fusion import Fusion, LabelVote, ViewLabels, VoxelGrid, entrypoint, view_points
-from plift_ns.synthetic import generate_scene, preset
 
 THINGS = np.array([False, True, True])  # class 0 stuff ("wall"), classes 1 and 2 things ("chair", "table")
 FLIP = np.diag([-1.0, 1.0, -1.0])  # 180 degrees about y: the camera looks along +z instead of -z
@@ -121,23 +120,14 @@ def test_cli_refuses_a_scene_without_depth(scene_copy: Path, tmp_path: Path, mon
     assert not out.exists()
 
 
-@pytest.fixture(scope="module")
-def tiny_scene_many_views(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The ``tiny`` preset (64x48) with 48 training views instead of 12: at 64 px and 10 cm voxels, 12 views leave
-    about a fifth of the test pixels on voxels no training view hit."""
-    config = preset("tiny")
-    config.num_train = 48
-    return generate_scene(config, tmp_path_factory.mktemp("tiny48") / "scene")
-
-
 def test_end_to_end_vote_beats_the_2d_labels(tiny_scene_many_views: Path, tmp_path: Path) -> None:
     out = tmp_path / "fusion"
     results = Fusion(data=tiny_scene_many_views, output_dir=out).main()
     vote, labels_2d = results["oracle_vote"], results["labels_2d"]
-    assert vote["num_frames"] == labels_2d["num_frames"] == 4
+    assert vote["num_frames"] == labels_2d["num_frames"] == 8
     assert vote["mIoU"] >= labels_2d["mIoU"]  # the simulated label errors differ between views: the vote removes them
     assert results["unvoted_fraction"] < 0.02
     assert json.loads((out / "metrics.json").read_text())["oracle_vote"]["mIoU"] == vote["mIoU"]
-    assert len(list((out / "semantics").glob("*.png"))) == len(list((out / "views").glob("*.png"))) == 4
+    assert len(list((out / "semantics").glob("*.png"))) == len(list((out / "views").glob("*.png"))) == 8
     with pytest.raises(PliftDataError, match="--overwrite"):
         Fusion(data=tiny_scene_many_views, output_dir=out).main()
