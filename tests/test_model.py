@@ -9,6 +9,7 @@ from nerfstudio.utils import colormaps
 from tiny_models import CLASSES, forward, rays, tiny_model
 
 from plift_ns import losses
+from plift_ns.models.panoptic_lifting import PanopticLiftingModel
 
 
 @pytest.mark.parametrize("threshold", [0.0, 1e-4])
@@ -277,3 +278,38 @@ def test_depth_loss_moves_the_weight_to_the_measured_depth(kind: str) -> None:
     assert "depth_loss" not in model.get_loss_dict(out, {k: v for k, v in batch.items() if k != "depth"})
     model.config.depth_loss_mult = 0.0
     assert "depth_loss" not in model.get_loss_dict(forward(model, bundle), batch)
+
+
+def test_quantile_weights_on_a_hand_computed_ray() -> None:
+    """Weights (0, .6, .2, 0), opacity .8: the normalised CDF is (0, .75, 1, 1); the 4 quantiles .125, .375, .625 fall
+    on sample 1 and .875 on sample 2, so they carry 3/4 and 1/4 of .8; a ray without weight stays empty."""
+    weights = torch.tensor([[0.0, 0.6, 0.2, 0.0], [0.0, 0.0, 0.0, 0.0]])[..., None]
+    out = PanopticLiftingModel._quantile_weights(weights, 4)[..., 0]
+    assert torch.allclose(out, torch.tensor([[0.0, 0.6, 0.2, 0.0], [0.0, 0.0, 0.0, 0.0]]))
+    out = PanopticLiftingModel._quantile_weights(weights, 2)[..., 0]  # quantiles .25, .75: both on sample 1
+    assert torch.allclose(out, torch.tensor([[0.0, 0.8, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]))
+
+
+def test_render_shading_samples_only_when_rendering() -> None:
+    """Rendering with a few quantile points per ray keeps depth and opacity exact, keeps every class distribution
+    summing to the opacity and stays close to the full render; training ignores the option."""
+    full_model = tiny_model(head_weight_threshold=0.0)
+    few_model = tiny_model(head_weight_threshold=0.0, render_shading_samples=4)
+    bundle = rays()
+    for model in (full_model, few_model):
+        model.eval()
+    with torch.no_grad():
+        full, few = forward(full_model, bundle), forward(few_model, bundle)
+    acc = full["accumulation"][:, 0]
+    assert acc.max() > 0.3
+    assert torch.equal(full["depth"], few["depth"]) and torch.equal(full["accumulation"], few["accumulation"])
+    assert torch.allclose(few["semantics"].sum(-1), acc, atol=1e-5)
+    assert not torch.equal(full["rgb"], few["rgb"])
+    assert (full["rgb"] - few["rgb"]).abs().max() < 0.1
+    for model in (full_model, few_model):
+        model.train()
+    torch.manual_seed(5)
+    trained_full = forward(full_model, bundle)
+    torch.manual_seed(5)
+    trained_few = forward(few_model, bundle)
+    assert torch.equal(trained_full["rgb"], trained_few["rgb"])
