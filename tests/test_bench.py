@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from plift_ns.bench.cli import Quality, quality_markdown
+from plift_ns.bench.cli import Quality, _mean, quality_markdown
 from plift_ns.bench.quality import relabel_scene, time_to_quality
 from plift_ns.bench.segmenter import SegmenterTrainConfig, panoptic_targets, train_segmenter
 from plift_ns.data.classes import load_class_set
@@ -72,6 +72,16 @@ def test_quality_markdown_deltas_against_full() -> None:
     assert rows["2D labels"][6] == "-10.0"  # Δ mIoU vs full
     assert rows["all off"][7] == "+5.0"  # Δ PQ^scene vs full
     assert rows["full"][5] == "27.00" and rows["2D labels"][5] == "–"
+
+
+def test_quality_summary_is_the_mean_and_half_range_over_scenes() -> None:
+    scenes = [{"mIoU": 0.8, "PQ_scene": 0.7, "PSNR": 28.0}, {"mIoU": 0.6, "PQ_scene": 0.7, "PSNR": 27.0}]
+    row = _mean(scenes)
+    assert row["mIoU"] == pytest.approx(0.7) and row["mIoU_spread"] == pytest.approx(0.1)
+    assert row["PQ_scene_spread"] == 0.0 and row["SQ_scene"] is None and row["SQ_scene_spread"] is None
+    cells = quality_markdown({"full": row}).splitlines()[2].split("|")[2:-1]
+    assert [c.strip() for c in cells[:2]] == ["70.0 ± 10.0", "70.0 ± 0.0"] and cells[5].strip() == "27.50 ± 0.50"
+    assert _mean(scenes[:1])["mIoU_spread"] is None  # one scene: no spread
 
 
 @pytest.fixture(scope="module")

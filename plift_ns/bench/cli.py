@@ -157,11 +157,11 @@ class QualityPreset:
 
 QUALITY_PRESETS = {
     "ci": QualityPreset("demo", 1, 800, 400, ("full", "no segment consistency", "all off"), (96, 72, 48, 8)),
-    "medium": QualityPreset("demo", 1, 1500, 500, tuple(VARIANTS)),
+    "medium": QualityPreset("demo", 2, 500, 500, tuple(VARIANTS)),
     "full": QualityPreset("bench", 3, 4000, 500, tuple(VARIANTS)),
 }
-"""ci: minutes on 2 CPU cores (a smoke run: 800 steps are too few to beat the labels); medium: one demo scene;
-full: three bench scenes (hours on a CPU)."""
+"""ci: minutes on 2 CPU cores (a smoke run); medium: two demo-size scenes, 500 steps (with their depth maps the
+small variant has converged by then; about an hour on 2 CPU cores); full: three bench scenes (hours on a CPU)."""
 HEADLINE = ("mIoU", "PQ_scene", "SQ_scene", "RQ_scene", "PQ", "PSNR")
 
 
@@ -172,8 +172,8 @@ class Quality:
     (TTA-like confidences) and/or the predictions of a from-scratch Mask2Former."""
 
     preset: Literal["ci", "medium", "full"] = "ci"
-    """ci: one small scene, 800 steps, 3 variants (minutes); medium: one demo scene, 1500 steps; full: three bench
-    scenes, 4000 steps (see QUALITY_PRESETS)."""
+    """ci: one small scene, 800 steps, 3 variants (minutes); medium: two demo-size scenes, 500 steps; full: three
+    bench scenes, 4000 steps (see QUALITY_PRESETS)."""
     variants: Optional[Tuple[str, ...]] = None
     """Table 2 variants to train (default: the preset's); choose from plift_ns.bench.quality.VARIANTS."""
     labels: Tuple[Literal["simulated", "mask2former", "mask2former-no-tta"], ...] = ("simulated",)
@@ -313,10 +313,14 @@ def _headline(metrics: Dict[str, Any]) -> Dict[str, Optional[float]]:
 
 
 def _mean(rows: List[Dict[str, Any]]) -> Dict[str, Optional[float]]:
+    """Mean of each headline metric over the scenes, and ``<metric>_spread``: half the range (max − min) / 2 when
+    there are two or more."""
     out: Dict[str, Optional[float]] = {}
     for key in (*HEADLINE, "train_s", "time_to_95pct_PQ_scene_s"):
         values = [r[key] for r in rows if r.get(key) is not None]
         out[key] = sum(values) / len(values) if values else None
+        if key in HEADLINE:
+            out[f"{key}_spread"] = (max(values) - min(values)) / 2 if len(values) > 1 else None
     return out
 
 
@@ -325,8 +329,13 @@ def quality_markdown(summary: Dict[str, Dict[str, Optional[float]]]) -> str:
     lines = ["| | " + " | ".join(HEADLINE) + " | Δ mIoU vs full | Δ PQ^scene vs full | train s | s to 95% PQ^scene |",
              "|---" * (len(HEADLINE) + 5) + "|"]
     def fmt(row: Dict[str, Optional[float]], key: str) -> str:
-        v = row.get(key)
-        return "–" if v is None else (f"{v:.2f}" if key == "PSNR" else f"{100 * v:.1f}")
+        v, spread = row.get(key), row.get(f"{key}_spread")
+        if v is None:
+            return "–"
+        text = f"{v:.2f}" if key == "PSNR" else f"{100 * v:.1f}"
+        if spread is not None:
+            text += f" ± {spread:.2f}" if key == "PSNR" else f" ± {100 * spread:.1f}"
+        return text
 
     def delta(row: Dict[str, Optional[float]], key: str) -> str:
         a, b = row.get(key), full.get(key)
