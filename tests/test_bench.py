@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from plift_ns.bench.cli import Quality, _mean, quality_markdown
-from plift_ns.bench.quality import relabel_scene, time_to_quality
+from plift_ns.bench.quality import VARIANTS, relabel_scene, time_to_quality
 from plift_ns.bench.segmenter import SegmenterTrainConfig, panoptic_targets, train_segmenter
 from plift_ns.data.classes import load_class_set
 from plift_ns.data.label_io import read_label_png
@@ -187,3 +187,15 @@ def test_time_to_quality_stops_at_its_wall_clock_cap(tiny_scene: Path) -> None:
     result = run_method("panoptic-lifting-small", tiny_scene, steps=50, eval_every=20, device="cpu", max_seconds=1e-6)
     assert "error" not in result, result.get("error")
     assert [p["step"] for p in result["curve"]] == [1]
+
+
+def test_table2_rows_each_switch_off_one_component_of_full() -> None:
+    full = VARIANTS["full"]
+    assert all(full.values())
+    for name, switches in VARIANTS.items():
+        off = {key for key, value in switches.items() if not value}
+        assert set(switches) == set(full), name
+        if name == "all off":
+            assert off == set(full)
+        elif name != "full":
+            assert 1 <= len(off) <= 2 and (len(off) == 1 or off == {"bounded_semantics", "bounded_instances"}), name
