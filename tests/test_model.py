@@ -9,6 +9,7 @@ from nerfstudio.utils import colormaps
 from tiny_models import CLASSES, forward, rays, tiny_model
 
 from plift_ns import losses
+from plift_ns.fields.panoptic_field import PanopticField, samples_at
 from plift_ns.models.panoptic_lifting import PanopticLiftingModel
 
 
@@ -280,14 +281,15 @@ def test_depth_loss_moves_the_weight_to_the_measured_depth(kind: str) -> None:
     assert "depth_loss" not in model.get_loss_dict(forward(model, bundle), batch)
 
 
-def test_quantile_weights_on_a_hand_computed_ray() -> None:
+def test_quantile_samples_on_a_hand_computed_ray() -> None:
     """Weights (0, .6, .2, 0), opacity .8: the normalised CDF is (0, .75, 1, 1); the 4 quantiles .125, .375, .625 fall
-    on sample 1 and .875 on sample 2, so they carry 3/4 and 1/4 of .8; a ray without weight stays empty."""
+    on sample 1 and .875 on sample 2, each carrying .8 / 4; a ray without weight carries nothing."""
     weights = torch.tensor([[0.0, 0.6, 0.2, 0.0], [0.0, 0.0, 0.0, 0.0]])[..., None]
-    out = PanopticLiftingModel._quantile_weights(weights, 4)[..., 0]
-    assert torch.allclose(out, torch.tensor([[0.0, 0.6, 0.2, 0.0], [0.0, 0.0, 0.0, 0.0]]))
-    out = PanopticLiftingModel._quantile_weights(weights, 2)[..., 0]  # quantiles .25, .75: both on sample 1
-    assert torch.allclose(out, torch.tensor([[0.0, 0.8, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]))
+    index, share = PanopticLiftingModel._quantile_samples(weights, 4)
+    assert index[0].tolist() == [1, 1, 1, 2]
+    assert torch.allclose(share, torch.tensor([[0.2], [0.0]]))
+    index, share = PanopticLiftingModel._quantile_samples(weights, 2)  # quantiles .25, .75: both on sample 1
+    assert index[0].tolist() == [1, 1] and torch.allclose(share[0], torch.tensor([0.4]))
 
 
 def test_render_shading_samples_only_when_rendering() -> None:
@@ -313,3 +315,50 @@ def test_render_shading_samples_only_when_rendering() -> None:
     torch.manual_seed(5)
     trained_few = forward(few_model, bundle)
     assert torch.equal(trained_full["rgb"], trained_few["rgb"])
+
+
+@pytest.mark.parametrize("activation", ["relu", "softplus"])
+def test_density_volume_equals_the_vm_density_everywhere(activation: str) -> None:
+    """One trilinear lookup in the summed volume reproduces nerfstudio's six-lookup VM evaluation, inside the box, on
+    its faces and just outside it (zero padding)."""
+    torch.manual_seed(3)
+    box = torch.tensor([[-1.0, -2.0, -1.5], [2.0, 1.0, 1.5]])
+    field = PanopticField(box, num_classes=5, num_instances=4, resolution=13, num_den_components=3,
+                          density_activation=activation)
+    with torch.no_grad():
+        field.density_encoding.plane_coef.normal_()
+        field.density_encoding.line_coef.normal_()
+    positions = torch.rand(2000, 3) * 3.4 - torch.tensor([1.2, 2.2, 1.7])
+    positions[:50] = box[0] + torch.rand(50, 3) * (box[1] - box[0])
+    positions[:50, 0] = box[1, 0]  # on a face
+    reference = field.get_density(samples_at(positions))[:, 0, 0]
+    looked_up = field.density_from_volume(field.density_volume(), positions)[:, 0]
+    assert reference.abs().max() > 1e-3
+    assert torch.allclose(looked_up, reference, atol=1e-5, rtol=1e-5)
+
+
+def test_rendering_through_the_density_volume_matches_per_sample_density_and_follows_the_parameters() -> None:
+    """Same maps with and without the volume; after an in-place change of the density grid (an optimiser step) and
+    after upsampling, the volume is rebuilt, so the renders still agree."""
+    bundle = rays()
+    plain, fast = tiny_model(render_density_volume=False), tiny_model(render_density_volume=True)
+
+    def both() -> dict:
+        for model in (plain, fast):
+            model.eval()
+        with torch.no_grad():
+            a, b = forward(plain, bundle), forward(fast, bundle)
+        for key in ("rgb", "depth", "accumulation", "semantics", "instance"):
+            assert torch.allclose(a[key], b[key], atol=1e-4), key
+        assert fast._volume is not None and plain._volume is None, "only the fast model renders through the volume"
+        return a
+
+    first = both()
+    for model in (plain, fast):
+        with torch.no_grad():
+            model.field.density_encoding.plane_coef.mul_(0.3)
+    second = both()
+    assert not torch.allclose(first["depth"], second["depth"], atol=1e-3), "the density change moved the depth"
+    for model in (plain, fast):
+        model.field.upsample_grids(20)
+    both()

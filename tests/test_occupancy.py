@@ -42,7 +42,7 @@ def test_render_with_occupancy_equals_render_without_on_a_sharp_density() -> Non
     """Skipped samples are those whose density is 0: the coarse weights, the fine samples and every output agree."""
     outputs = {}
     for resolution in (0, 32):
-        model = tiny_model(occupancy_resolution=resolution, head_weight_threshold=0.0)
+        model = tiny_model(occupancy_resolution=resolution, head_weight_threshold=0.0, render_density_volume=False)
         model.field.get_density = lambda samples: ball(samples.frustums.get_positions())[..., None]
         model.eval()
         with torch.no_grad():
@@ -55,7 +55,7 @@ def test_render_with_occupancy_equals_render_without_on_a_sharp_density() -> Non
 
 
 def test_grid_is_measured_again_when_the_field_changes() -> None:
-    model = tiny_model(occupancy_resolution=16)
+    model = tiny_model(occupancy_resolution=16, render_density_volume=False)
     model.eval()
     model.field.get_density = lambda samples: ball(samples.frustums.get_positions())[..., None]
     with torch.no_grad():

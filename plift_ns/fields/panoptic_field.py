@@ -96,7 +96,34 @@ class PanopticField(TensoRFField):
         if self.density_activation == "relu":
             return super().get_density(ray_samples)
         features = self.density_encoding(self.normalized_positions(ray_samples.frustums.get_positions()))
-        return torch.nn.functional.softplus(features.sum(dim=-1, keepdim=True) + self.density_shift) * self.density_scale
+        return self._activate_density(features.sum(dim=-1, keepdim=True))
+
+    def _activate_density(self, summed: Float[Tensor, "*bs 1"]) -> Float[Tensor, "*bs 1"]:
+        if self.density_activation == "relu":
+            return torch.relu(summed)
+        return torch.nn.functional.softplus(summed + self.density_shift) * self.density_scale
+
+    @torch.no_grad()
+    def density_volume(self) -> Float[Tensor, "1 1 R R R"]:
+        """The density grid's summed VM components at every grid vertex, laid out (z, y, x) for ``grid_sample``.
+
+        A VM component is a plane's bilinear interpolation times a line's linear one, i.e. a trilinear interpolation
+        of the outer product of their vertex values; so trilinear interpolation of this volume equals the summed
+        components at any point (zero padding outside included), and one 3-D lookup replaces six 2-D/1-D ones."""
+        planes = self.density_encoding.plane_coef  # type: ignore[union-attr]
+        lines = self.density_encoding.line_coef[..., 0]  # type: ignore[union-attr]
+        volume = torch.einsum("cyx,cz->zyx", planes[0], lines[0])
+        volume += torch.einsum("czx,cy->zyx", planes[1], lines[1])
+        volume += torch.einsum("czy,cx->zyx", planes[2], lines[2])
+        return volume[None, None]
+
+    def density_from_volume(
+        self, volume: Float[Tensor, "1 1 R R R"], positions: Float[Tensor, "*bs 3"]
+    ) -> Float[Tensor, "*bs 1"]:
+        """``get_density`` at ``positions`` from a :meth:`density_volume` (same values up to rounding)."""
+        x = self.normalized_positions(positions).reshape(1, -1, 1, 1, 3)
+        summed = torch.nn.functional.grid_sample(volume, x, align_corners=True)
+        return self._activate_density(summed.reshape(*positions.shape[:-1], 1))
 
     def normalized_positions(self, positions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs 3"]:
         """World positions → [-1, 1] inside the scene box."""

@@ -123,6 +123,11 @@ class PanopticLiftingModelConfig(TensoRFModelConfig):
     carrying 1/n of the ray's opacity (systematic resampling), instead of at every fine sample (0 = every sample).
     Depth and opacity still use every fine sample. On a field of surfaces most of a ray's weight sits on a few
     neighbouring samples, so a few quantiles reproduce the maps at a fraction of the cost."""
+    render_density_volume: bool = True
+    """When rendering: sum the density grid's VM components once into a dense R³ volume and look density up there
+    (one trilinear lookup per sample, exact: see ``PanopticField.density_volume``), instead of evaluating the VM
+    factors at every sample; rebuilt when the field's density parameters change. Never in training; edited fields
+    keep the per-sample evaluation (and the occupancy grid)."""
     occupancy_resolution: int = 64
     """Cells per axis of the occupancy grid that lets the density-only pass skip empty space (0 = off)."""
     occupancy_threshold: float = 0.01
@@ -196,6 +201,7 @@ class PanopticLiftingModel(TensoRFModel):
             if cfg.occupancy_resolution > 0
             else None
         )
+        self._volume: Optional[Tuple[Tuple, Tensor]] = None  # (key of the density parameters it was built from, volume)
 
         thing = torch.tensor(self.class_set.isthing, dtype=torch.bool)
         self.register_buffer("thing_mask", thing, persistent=False)
@@ -272,8 +278,27 @@ class PanopticLiftingModel(TensoRFModel):
             grid.source = (self.field, self.step)
         return grid
 
-    def _coarse_density(self, coarse: RaySamples) -> Float[Tensor, "N S 1"]:
-        """Density of the density-only samples, evaluated only in occupied cells (0 elsewhere)."""
+    def _density_volume(self) -> Optional[Float[Tensor, "1 1 R R R"]]:
+        """The dense density volume rendering may use now (None in training, when switched off, or on an edited
+        field), rebuilt whenever a density parameter was replaced (upsampling) or changed in place (an optimiser step).
+        """
+        if self.training or not self.config.render_density_volume or not isinstance(self.field, PanopticField):
+            return None
+        key = tuple((id(p), p._version) for p in self.field.density_encoding.parameters())
+        if self._volume is None or self._volume[0] != key:
+            self._volume = (key, self.field.density_volume())
+        return self._volume[1]
+
+    def _density(self, ray_samples: RaySamples, volume: Optional[Tensor]) -> Float[Tensor, "N S 1"]:
+        if volume is None:
+            return self.field.get_density(ray_samples)
+        return self.field.density_from_volume(volume, ray_samples.frustums.get_positions())
+
+    def _coarse_density(self, coarse: RaySamples, volume: Optional[Tensor] = None) -> Float[Tensor, "N S 1"]:
+        """Density of the density-only samples: from the dense volume when given, else evaluated only in occupied
+        cells (0 elsewhere)."""
+        if volume is not None:
+            return self._density(coarse, volume)
         grid = self._occupancy_for()
         if grid is None:
             return self.field.get_density(coarse)
@@ -291,16 +316,15 @@ class PanopticLiftingModel(TensoRFModel):
         return w > threshold if threshold > 0 else torch.ones_like(w, dtype=torch.bool)
 
     @staticmethod
-    def _quantile_weights(weights: Float[Tensor, "N S 1"], n: int) -> Float[Tensor, "N S 1"]:
-        """Systematic resampling: the samples under the quantiles (j + ½)/n of each ray's weight distribution, each
-        carrying 1/n of the ray's opacity (a sample hit by m quantiles carries m/n); every other sample 0."""
+    def _quantile_samples(weights: Float[Tensor, "N S 1"], n: int) -> Tuple[Int[Tensor, "N n"], Float[Tensor, "N 1"]]:
+        """Systematic resampling: the indices of the samples under the quantiles (j + ½)/n of each ray's weight
+        distribution, and the share of the ray's opacity each quantile carries (1/n of it)."""
         w = weights[..., 0]
         opacity = w.sum(dim=-1, keepdim=True)
         cdf = torch.cumsum(w, dim=-1) / opacity.clamp(min=1e-10)
         quantiles = (torch.arange(n, device=w.device, dtype=w.dtype) + 0.5) / n
         index = torch.searchsorted(cdf.contiguous(), quantiles.expand(len(w), n).contiguous()).clamp(max=w.shape[-1] - 1)
-        hits = torch.zeros_like(w).scatter_add_(-1, index, torch.ones_like(index, dtype=w.dtype))
-        return (opacity * hits / n)[..., None]
+        return index, opacity / n
 
     @staticmethod
     def _scatter(values: Float[Tensor, "M D"], keep: Bool[Tensor, "N S"]) -> Float[Tensor, "N S D"]:
@@ -310,24 +334,41 @@ class PanopticLiftingModel(TensoRFModel):
         return dense
 
     def _render_head(
-        self, logits: Float[Tensor, "M D"], keep: Bool[Tensor, "N S"], weights: Float[Tensor, "N S 1"], bounded: bool
+        self, logits: Float[Tensor, "M D"], keep: Optional[Bool[Tensor, "N S"]], weights: Float[Tensor, "N S 1"],
+        bounded: bool,
     ) -> Float[Tensor, "N D"]:
-        """Σ_i w_i softmax(f(x_i)) (bounded field) or Σ_i w_i f(x_i) (logits) over the kept samples of each ray."""
+        """Σ_i w_i softmax(f(x_i)) (bounded field) or Σ_i w_i f(x_i) (logits) over the kept samples of each ray
+        (``keep`` None: ``logits`` holds every sample's, shape N S D)."""
         values = torch.softmax(logits, dim=-1) if bounded else logits
-        return (weights * self._scatter(values, keep)).sum(dim=-2)
+        return (weights * (values if keep is None else self._scatter(values, keep))).sum(dim=-2)
 
     def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
         if self.training:
             self.camera_optimizer.apply_to_raybundle(ray_bundle)
+        volume = self._density_volume()
         with torch.no_grad():
             coarse = self.sampler_uniform(ray_bundle)
-            coarse_weights = coarse.get_weights(self._coarse_density(coarse))
+            coarse_weights = coarse.get_weights(self._coarse_density(coarse, volume))
         ray_samples = self.sampler_pdf(ray_bundle, coarse, coarse_weights)
-        density = self.field.get_density(ray_samples)
-        weights = ray_samples.get_weights(density)
+        weights = ray_samples.get_weights(self._density(ray_samples, volume))
         n_shade = self.config.render_shading_samples
-        shade = weights if self.training or n_shade <= 0 else self._quantile_weights(weights, n_shade)
-        keep = self._significant(shade)
+        if self.training or n_shade <= 0:
+            outputs = self._shade_samples(ray_bundle, ray_samples, weights)
+        else:
+            outputs = self._shade_quantiles(ray_samples, weights, n_shade)
+        outputs["accumulation"] = self.renderer_accumulation(weights)
+        outputs["depth"] = self.renderer_depth(weights, ray_samples)
+        if self.training and (self.config.distortion_loss_mult > 0 or self.config.depth_loss_mult > 0):
+            outputs["weights"], outputs["ray_samples"] = weights, ray_samples
+            outputs["directions_norm"] = (ray_bundle.metadata or {}).get("directions_norm")
+        if not self.training:
+            outputs.update(self.colormaps(outputs["semantics"], outputs["instance"]))
+        return outputs
+
+    def _shade_samples(self, ray_bundle: RayBundle, ray_samples: RaySamples, weights: Float[Tensor, "N S 1"]) -> Dict[str, Tensor]:
+        """Colour, class distribution and surrogate-id distribution rendered over every fine sample that carries
+        weight (training: the instance head only on R_I rays)."""
+        keep = self._significant(weights)
         # R_I rays (training) or every ray (rendering) need the instance head; R_S rays only colour and classes.
         with_instance: Optional[Tensor] = None
         if self.training:
@@ -343,23 +384,29 @@ class PanopticLiftingModel(TensoRFModel):
             empty = weights.new_zeros((0, 1))
             samples = {"rgb": empty.expand(0, 3), "semantics": empty.expand(0, num_classes),
                        "instance": empty.expand(0, num_ids)}
-        rgb = self.renderer_rgb(rgb=self._scatter(samples["rgb"], keep), weights=shade)
-        outputs: Dict[str, Tensor] = {
-            "rgb": rgb,
-            "accumulation": self.renderer_accumulation(weights),
-            "depth": self.renderer_depth(weights, ray_samples),
+        seg_weights = weights.detach() if self.config.stop_head_gradients else weights
+        return {
+            "rgb": self.renderer_rgb(rgb=self._scatter(samples["rgb"], keep), weights=weights),
+            "semantics": self._render_head(samples["semantics"], keep, seg_weights, self.config.bounded_semantics),
+            "instance": self._render_head(samples["instance"], instance_keep, seg_weights, self.config.bounded_instances),
         }
-        seg_weights = shade.detach() if self.config.stop_head_gradients else shade
-        outputs["semantics"] = self._render_head(samples["semantics"], keep, seg_weights, self.config.bounded_semantics)
-        outputs["instance"] = self._render_head(
-            samples["instance"], instance_keep, seg_weights, self.config.bounded_instances
-        )
-        if self.training and (self.config.distortion_loss_mult > 0 or self.config.depth_loss_mult > 0):
-            outputs["weights"], outputs["ray_samples"] = weights, ray_samples
-            outputs["directions_norm"] = (ray_bundle.metadata or {}).get("directions_norm")
-        if not self.training:
-            outputs.update(self.colormaps(outputs["semantics"], outputs["instance"]))
-        return outputs
+
+    def _shade_quantiles(self, ray_samples: RaySamples, weights: Float[Tensor, "N S 1"], n: int) -> Dict[str, Tensor]:
+        """Rendering only: colour and both heads evaluated at ``n`` quantile samples per ray, each weighted by its
+        share of the ray's opacity (a share below ``head_weight_threshold`` counts 0, as every-sample shading drops
+        such samples)."""
+        index, share = self._quantile_samples(weights, n)
+        share = torch.where(share > self.config.head_weight_threshold, share, torch.zeros_like(share))
+        positions = ray_samples.frustums.get_positions().gather(1, index[..., None].expand(-1, -1, 3))
+        directions = ray_samples.frustums.directions[:, :1].expand(-1, n, -1)
+        values = self.field.sample_outputs(samples_at(positions.reshape(-1, 3), directions.reshape(-1, 3)))
+        w = share[:, None, :].expand(-1, n, 1)
+        rows = (len(index), n, -1)
+        return {
+            "rgb": self.renderer_rgb(rgb=values["rgb"].reshape(rows), weights=w),
+            "semantics": self._render_head(values["semantics"].reshape(rows), None, w, self.config.bounded_semantics),
+            "instance": self._render_head(values["instance"].reshape(rows), None, w, self.config.bounded_instances),
+        }
 
     # ---------------------------------------------------------------- inference rule
     def panoptic_labels(
