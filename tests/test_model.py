@@ -328,6 +328,7 @@ def test_density_volume_equals_the_vm_density_everywhere(activation: str) -> Non
     with torch.no_grad():
         field.density_encoding.plane_coef.normal_()
         field.density_encoding.line_coef.normal_()
+    field.train()  # the reference: per-sample VM evaluation
     positions = torch.rand(2000, 3) * 3.4 - torch.tensor([1.2, 2.2, 1.7])
     positions[:50] = box[0] + torch.rand(50, 3) * (box[1] - box[0])
     positions[:50, 0] = box[1, 0]  # on a face
@@ -350,7 +351,7 @@ def test_rendering_through_the_density_volume_matches_per_sample_density_and_fol
             a, b = forward(plain, bundle), forward(fast, bundle)
         for key in ("rgb", "depth", "accumulation", "semantics", "instance"):
             assert torch.allclose(a[key], b[key], atol=1e-4), key
-        assert fast._volume is not None and plain._volume is None, "only the fast model renders through the volume"
+        assert fast.field._volume is not None and plain.field._volume is None, "only the fast model renders through the volume"
         return a
 
     first = both()

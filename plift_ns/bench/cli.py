@@ -413,8 +413,8 @@ class Memory:
 
 @dataclass
 class Viewer:
-    """Seconds per viewer frame (512 px on the longer side) of a trained run, with and without empty-space skipping,
-    measured alternately in one process."""
+    """Seconds per viewer frame (512 px on the longer side) of a trained run along each rendering path (per-sample
+    density and shading; occupancy-grid skipping; the summed density volume), measured alternately in one process."""
 
     load_config: Path
     longer_side: int = 512
@@ -429,12 +429,13 @@ class Viewer:
         record = {"machine": machine_description(), "load_config": str(self.load_config), **result}
         (self.output_dir / "viewer.json").write_text(json.dumps(record, indent=2))
         w, h = result["pixels"]
-        CONSOLE.print(
-            f"viewer frame {w}x{h}: {result['full_s']:.2f} s without skipping, {result['skip_s']:.2f} s with it "
-            f"({_ratio(result['full_s'], result['skip_s'])} faster; {100 * (result['occupied_fraction'] or 0):.1f}% "
-            f"of cells occupied); images agree: rgb PSNR {result['rgb_psnr_between']:.1f} dB, classes "
-            f"{100 * result['same_class']:.2f}%, ids {100 * result['same_surrogate_id']:.2f}%"
-        )
+        for name, seconds in result["seconds"].items():
+            agree = result["agreement_with_plain"][name]
+            CONSOLE.print(
+                f"viewer frame {w}x{h}, {name}: {seconds:.2f} s ({_ratio(result['seconds']['plain'], seconds)} faster "
+                f"than plain); against plain: rgb PSNR {agree['rgb_psnr']:.1f} dB, classes "
+                f"{100 * agree['same_class']:.2f}%, ids {100 * agree['same_surrogate_id']:.2f}%"
+            )
         return result
 
 

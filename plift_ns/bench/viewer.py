@@ -1,4 +1,4 @@
-"""Viewer frame time: one trained run rendered at the viewer's resolution, with and without empty-space skipping.
+"""Viewer frame time: one trained run rendered at the viewer's resolution along each rendering path.
 
 nerfstudio's viewer renders at most ``max_res`` (512) pixels on the longer side while the camera rests; this times
 that frame (all outputs the model renders: rgb, depth, class and instance maps, panoptic overlay) on a test camera,
@@ -23,8 +23,27 @@ def scaled_camera(camera: Any, longer_side: int) -> Any:
     return camera
 
 
+VARIANTS: Dict[str, Dict[str, Any]] = {
+    "plain": {"render_density_volume": False, "occupancy": False, "render_shading_samples": 0},
+    "skip": {"render_density_volume": False, "occupancy": True},
+    "volume": {"render_density_volume": True},
+}
+"""Rendering paths, each against the model's own settings: ``plain`` evaluates the VM density at every sample and
+shades every fine sample; ``skip`` evaluates density only in occupied cells of the occupancy grid; ``volume`` looks
+density up in the summed density volume (the default)."""
+
+
+def _set_variant(model: Any, grid: Any, defaults: Dict[str, Any], variant: Dict[str, Any]) -> None:
+    settings = {**defaults, **variant}
+    model.occupancy = grid if settings.pop("occupancy", True) else None
+    for name, value in settings.items():
+        setattr(model.config, name, value)
+    model.field.render_density_volume = model.config.render_density_volume
+
+
 def viewer_frame_times(load_config: Path, longer_side: int = 512, repeats: int = 3) -> Dict[str, Any]:
-    """Median seconds per frame with the occupancy grid (``skip``) and without (``full``), and their differences."""
+    """Median seconds per frame of each rendering path in :data:`VARIANTS` (alternated), and how far each path's
+    images differ from ``plain``'s."""
     from nerfstudio.utils.eval_utils import eval_setup
 
     _, pipeline, _, _ = eval_setup(load_config, test_mode="test")
@@ -32,27 +51,30 @@ def viewer_frame_times(load_config: Path, longer_side: int = 512, repeats: int =
     model.eval()
     camera = scaled_camera(pipeline.datamanager.eval_dataset.cameras[0:1], longer_side).to(model.device)
     grid = model.occupancy
-    times: Dict[str, List[float]] = {"full": [], "skip": []}
+    defaults = {name: getattr(model.config, name) for name in ("render_density_volume", "render_shading_samples")}
+    times: Dict[str, List[float]] = {name: [] for name in VARIANTS}
     outputs: Dict[str, Dict[str, torch.Tensor]] = {}
     for _ in range(repeats):
-        for variant in ("full", "skip"):
-            model.occupancy = grid if variant == "skip" else None
+        for name, variant in VARIANTS.items():
+            _set_variant(model, grid, defaults, variant)
             start = time.perf_counter()
             with torch.no_grad():
-                outputs[variant] = model.get_outputs_for_camera(camera)
-            times[variant].append(time.perf_counter() - start)
-    model.occupancy = grid
-    full, skip = outputs["full"], outputs["skip"]
-    mse = float(((full["rgb"] - skip["rgb"]) ** 2).mean())
-    same_class = float((full["semantics"].argmax(-1) == skip["semantics"].argmax(-1)).float().mean())
-    same_id = float((full["instance"].argmax(-1) == skip["instance"].argmax(-1)).float().mean())
+                outputs[name] = model.get_outputs_for_camera(camera)
+            times[name].append(time.perf_counter() - start)
+    _set_variant(model, grid, defaults, {})
+    reference = outputs["plain"]
+    agreement: Dict[str, Dict[str, float]] = {}
+    for name, out in outputs.items():
+        mse = float(((reference["rgb"] - out["rgb"]) ** 2).mean())
+        agreement[name] = {
+            "rgb_psnr": float("inf") if mse == 0 else float(-10 * torch.log10(torch.tensor(mse))),
+            "same_class": float((reference["semantics"].argmax(-1) == out["semantics"].argmax(-1)).float().mean()),
+            "same_surrogate_id": float((reference["instance"].argmax(-1) == out["instance"].argmax(-1)).float().mean()),
+        }
     return {
         "pixels": [int(camera.width), int(camera.height)],
-        "full_s": statistics.median(times["full"]),
-        "skip_s": statistics.median(times["skip"]),
+        "seconds": {name: statistics.median(values) for name, values in times.items()},
+        "agreement_with_plain": agreement,
         "occupied_fraction": grid.occupied_fraction() if grid is not None else None,
-        "rgb_psnr_between": float("inf") if mse == 0 else float(-10 * torch.log10(torch.tensor(mse))),
-        "same_class": same_class,
-        "same_surrogate_id": same_id,
         "threads": torch.get_num_threads(),
     }

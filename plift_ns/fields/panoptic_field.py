@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 from jaxtyping import Bool, Float
@@ -24,7 +24,7 @@ class PanopticField(TensoRFField):
         "num_den_components", "num_color_components", "appearance_dim", "semantic_layers", "semantic_width",
         "instance_layers", "instance_width", "head_frequencies", "head_grid_resolution", "head_grid_components",
         "head_appearance", "color_mlp_width", "use_sh", "sh_levels", "density_activation", "density_shift",
-        "density_scale",
+        "density_scale", "render_density_volume",
     )
     """Constructor arguments a model config carries under the same names."""
 
@@ -51,6 +51,7 @@ class PanopticField(TensoRFField):
         density_activation: str = "relu",
         density_shift: float = -10.0,
         density_scale: float = 25.0,
+        render_density_volume: bool = True,
     ) -> None:
         super().__init__(
             aabb,
@@ -69,6 +70,8 @@ class PanopticField(TensoRFField):
         self.density_activation = density_activation
         self.density_shift = density_shift
         self.density_scale = density_scale
+        self.render_density_volume = render_density_volume
+        self._volume: Optional[Tuple[Tuple, Tensor]] = None  # (density parameters it was summed from, volume)
         self.head_encoding = (
             NeRFEncoding(3, head_frequencies, 0, head_frequencies - 1, include_input=True) if head_frequencies > 0 else None
         )
@@ -92,7 +95,10 @@ class PanopticField(TensoRFField):
 
     def get_density(self, ray_samples: RaySamples) -> Float[Tensor, "*bs 1"]:
         """``relu`` (nerfstudio's TensoRF): ReLU of the summed VM components. ``softplus`` (the original TensoRF):
-        ``density_scale`` × softplus(sum + ``density_shift``), so space starts empty instead of foggy."""
+        ``density_scale`` × softplus(sum + ``density_shift``), so space starts empty instead of foggy. In eval mode
+        with ``render_density_volume``: the same values looked up in :meth:`cached_density_volume`."""
+        if not self.training and self.render_density_volume:
+            return self.density_from_volume(self.cached_density_volume(), ray_samples.frustums.get_positions())
         if self.density_activation == "relu":
             return super().get_density(ray_samples)
         features = self.density_encoding(self.normalized_positions(ray_samples.frustums.get_positions()))
@@ -116,6 +122,14 @@ class PanopticField(TensoRFField):
         volume += torch.einsum("czx,cy->zyx", planes[1], lines[1])
         volume += torch.einsum("czy,cx->zyx", planes[2], lines[2])
         return volume[None, None]
+
+    def cached_density_volume(self) -> Float[Tensor, "1 1 R R R"]:
+        """:meth:`density_volume`, summed again whenever a density parameter was replaced (upsampling) or changed in
+        place (an optimiser step, e.g. while the viewer renders during training)."""
+        key = tuple((id(p), p._version) for p in self.density_encoding.parameters())
+        if self._volume is None or self._volume[0] != key:
+            self._volume = (key, self.density_volume())
+        return self._volume[1]
 
     def density_from_volume(
         self, volume: Float[Tensor, "1 1 R R R"], positions: Float[Tensor, "*bs 3"]

@@ -125,9 +125,9 @@ class PanopticLiftingModelConfig(TensoRFModelConfig):
     neighbouring samples, so a few quantiles reproduce the maps at a fraction of the cost."""
     render_density_volume: bool = True
     """When rendering: sum the density grid's VM components once into a dense R³ volume and look density up there
-    (one trilinear lookup per sample, exact: see ``PanopticField.density_volume``), instead of evaluating the VM
-    factors at every sample; rebuilt when the field's density parameters change. Never in training; edited fields
-    keep the per-sample evaluation (and the occupancy grid)."""
+    (one trilinear lookup per sample, the same values: see ``PanopticField.density_volume``) instead of evaluating
+    the VM factors at every sample; summed again when the density parameters change. Never in training. The
+    occupancy grid is then not needed (a lookup in it costs as much)."""
     occupancy_resolution: int = 64
     """Cells per axis of the occupancy grid that lets the density-only pass skip empty space (0 = off)."""
     occupancy_threshold: float = 0.01
@@ -201,7 +201,6 @@ class PanopticLiftingModel(TensoRFModel):
             if cfg.occupancy_resolution > 0
             else None
         )
-        self._volume: Optional[Tuple[Tuple, Tensor]] = None  # (key of the density parameters it was built from, volume)
 
         thing = torch.tensor(self.class_set.isthing, dtype=torch.bool)
         self.register_buffer("thing_mask", thing, persistent=False)
@@ -278,28 +277,10 @@ class PanopticLiftingModel(TensoRFModel):
             grid.source = (self.field, self.step)
         return grid
 
-    def _density_volume(self) -> Optional[Float[Tensor, "1 1 R R R"]]:
-        """The dense density volume rendering may use now (None in training, when switched off, or on an edited
-        field), rebuilt whenever a density parameter was replaced (upsampling) or changed in place (an optimiser step).
-        """
-        if self.training or not self.config.render_density_volume or not isinstance(self.field, PanopticField):
-            return None
-        key = tuple((id(p), p._version) for p in self.field.density_encoding.parameters())
-        if self._volume is None or self._volume[0] != key:
-            self._volume = (key, self.field.density_volume())
-        return self._volume[1]
-
-    def _density(self, ray_samples: RaySamples, volume: Optional[Tensor]) -> Float[Tensor, "N S 1"]:
-        if volume is None:
-            return self.field.get_density(ray_samples)
-        return self.field.density_from_volume(volume, ray_samples.frustums.get_positions())
-
-    def _coarse_density(self, coarse: RaySamples, volume: Optional[Tensor] = None) -> Float[Tensor, "N S 1"]:
-        """Density of the density-only samples: from the dense volume when given, else evaluated only in occupied
-        cells (0 elsewhere)."""
-        if volume is not None:
-            return self._density(coarse, volume)
-        grid = self._occupancy_for()
+    def _coarse_density(self, coarse: RaySamples) -> Float[Tensor, "N S 1"]:
+        """Density of the density-only samples: everywhere when rendering through the density volume, else only in
+        occupied cells (0 elsewhere)."""
+        grid = None if not self.training and self.config.render_density_volume else self._occupancy_for()
         if grid is None:
             return self.field.get_density(coarse)
         occupied = grid.lookup(coarse.frustums.get_positions())
@@ -345,12 +326,11 @@ class PanopticLiftingModel(TensoRFModel):
     def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
         if self.training:
             self.camera_optimizer.apply_to_raybundle(ray_bundle)
-        volume = self._density_volume()
         with torch.no_grad():
             coarse = self.sampler_uniform(ray_bundle)
-            coarse_weights = coarse.get_weights(self._coarse_density(coarse, volume))
+            coarse_weights = coarse.get_weights(self._coarse_density(coarse))
         ray_samples = self.sampler_pdf(ray_bundle, coarse, coarse_weights)
-        weights = ray_samples.get_weights(self._density(ray_samples, volume))
+        weights = ray_samples.get_weights(self.field.get_density(ray_samples))
         n_shade = self.config.render_shading_samples
         if self.training or n_shade <= 0:
             outputs = self._shade_samples(ray_bundle, ray_samples, weights)
