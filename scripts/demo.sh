@@ -22,12 +22,11 @@ ns-train panoptic-lifting-small --data "$SCENE" --output-dir outputs --vis tenso
   --max-num-iterations "$STEPS" --steps-per-save "$STEPS" "$@"
 CONFIG="$(ls -td "$RUN_ROOT"/*/ | head -n 1)config.yml"
 
-echo "[plift] 3/4 evaluating $CONFIG"
-plift-eval --load-config "$CONFIG"
-
-echo "[plift] 4/4 rendering a panoptic video"
+echo "[plift] 3/4 evaluating $CONFIG, then 4/4 rendering a panoptic video (one process: the model loads once)"
 mkdir -p renders
-ns-render interpolate --load-config "$CONFIG" --rendered-output-names rgb semantics_colormap instance_colormap panoptic \
-  --interpolation-steps 4 --frame-rate 12 --output-path "renders/$(basename "$SCENE")-panoptic.mp4"
+VIDEO="renders/$(basename "$SCENE")-panoptic.mp4"
+plift-eval --load-config "$CONFIG" --video-path "$VIDEO" --interpolation-steps 4 --frame-rate 12
+# The same video on its own: ns-render interpolate --load-config "$CONFIG" --interpolation-steps 4 --frame-rate 12 \
+#   --rendered-output-names rgb semantics_colormap instance_colormap panoptic --output-path "$VIDEO"
 
-echo "[plift] done: metrics in $(dirname "$CONFIG")/plift_eval/metrics.json, video in renders/$(basename "$SCENE")-panoptic.mp4"
+echo "[plift] done: metrics in $(dirname "$CONFIG")/plift_eval/metrics.json, video in $VIDEO"

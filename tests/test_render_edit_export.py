@@ -20,6 +20,7 @@ from nerfstudio.viewer.control_panel import _get_colormap_options
 
 from plift_ns.editing import Delete, Duplicate, EditedField, Move, apply_edits, base_field, make_transform, remove_edits
 from plift_ns.editing.cli import EditScene, parse_target
+from plift_ns.eval.cli import EvalModel
 from plift_ns.export import ExportPanoptic, export_panoptic_point_cloud, read_ply, to_original_coordinates
 from plift_ns.models.viewer_gui import ALL_CLASSES, PanopticViewerGUI, label_counts
 
@@ -163,17 +164,18 @@ def test_instance_colours_are_the_same_in_every_frame(pipeline, model, labelled)
             seen[(c, i)] = colours[0]
 
 
-def test_ns_render_writes_a_panoptic_video(trained: Path, tmp_path: Path) -> None:
+def test_ns_render_and_plift_eval_write_the_same_panoptic_video(trained: Path, tmp_path: Path, monkeypatch) -> None:
     import imageio_ffmpeg
 
     video = tmp_path / "panoptic.mp4"
+    env = ffmpeg_env(tmp_path)
     done = subprocess.run(
         [
             str(Path(sys.executable).parent / "ns-render"), "interpolate", "--load-config", str(trained),
             "--rendered-output-names", *PANOPTIC_OUTPUTS, "--interpolation-steps", "2", "--frame-rate", "4",
             "--output-path", str(video),
         ],
-        capture_output=True, text=True, env=ffmpeg_env(tmp_path), timeout=400,
+        capture_output=True, text=True, env=env, timeout=400,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert video.exists() and video.stat().st_size > 0
@@ -183,6 +185,20 @@ def test_ns_render_writes_a_panoptic_video(trained: Path, tmp_path: Path) -> Non
     num_eval = 4  # the tiny scene's test views
     assert len(frames) == 2 * (num_eval - 1)
     assert tuple(meta["size"]) == (64 * len(PANOPTIC_OUTPUTS), 48)
+
+    # plift-eval --video-path renders the same video from the model it has loaded for scoring
+    monkeypatch.setenv("PATH", env["PATH"])
+    ours = tmp_path / "from-eval.mp4"
+    EvalModel(load_config=trained, output_path=tmp_path / "metrics.json", save_images=False, max_views=1,
+              video_path=ours, video_outputs=PANOPTIC_OUTPUTS, interpolation_steps=2, frame_rate=4).main()
+    assert (tmp_path / "metrics.json").exists()
+    reader = imageio_ffmpeg.read_frames(str(ours))
+    assert tuple(next(reader)["size"]) == tuple(meta["size"])
+    our_frames = list(reader)
+    assert len(our_frames) == len(frames)
+    for a, b in zip(frames, our_frames):
+        diff = np.abs(np.frombuffer(a, np.uint8).astype(int) - np.frombuffer(b, np.uint8).astype(int))
+        assert diff.mean() < 1.0, "the same frames as ns-render's (up to video coding)"
 
 
 # ---------------------------------------------------------------- editing

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from plift_ns.io.atomic import atomic_write_json, numpy_json
 
 CONSOLE = Console(width=120)
 HEADLINE = ("PQ_scene", "SQ_scene", "RQ_scene", "PQ", "mIoU", "PSNR")
+VIDEO_OUTPUTS = ("rgb", "semantics_colormap", "instance_colormap", "panoptic")
 
 
 @dataclass
@@ -39,6 +40,14 @@ class EvalModel:
     save_images: bool = True
     max_views: Optional[int] = None
     """Score only the first n test views (quick checks)."""
+    video_path: Optional[Path] = None
+    """Also render a panoptic video here from the model already loaded (as ``ns-render interpolate`` would, between
+    the test cameras; saves loading the model a second time)."""
+    video_outputs: Tuple[str, ...] = VIDEO_OUTPUTS
+    """Rendered outputs placed side by side in the video."""
+    interpolation_steps: int = 4
+    """Video frames from one test camera to the next."""
+    frame_rate: int = 12
 
     def main(self) -> Dict[str, Any]:
         from nerfstudio.utils.eval_utils import eval_setup
@@ -55,7 +64,26 @@ class EvalModel:
         atomic_write_json(output, results, indent=2, default=numpy_json, end="")
         print_table(results)
         CONSOLE.print(f"[bold green]Wrote {output}" + (f" and views in {image_dir}" if self.save_images else ""))
+        if self.video_path is not None:
+            render_video(pipeline, self.video_path, self.video_outputs, self.interpolation_steps, self.frame_rate)
         return results
+
+
+def render_video(
+    pipeline: Any, output: Path, outputs: Sequence[str], interpolation_steps: int, frame_rate: int
+) -> None:
+    """The video ``ns-render interpolate --rendered-output-names ...`` renders, from an already loaded pipeline."""
+    from nerfstudio.cameras.camera_paths import get_interpolated_camera_path
+    from nerfstudio.scripts.render import _render_trajectory_video
+    from nerfstudio.utils import install_checks
+
+    install_checks.check_ffmpeg_installed()
+    cameras = pipeline.datamanager.eval_dataset.cameras
+    path = get_interpolated_camera_path(cameras=cameras, steps=interpolation_steps, order_poses=False)
+    _render_trajectory_video(
+        pipeline, path, output_filename=output, rendered_output_names=list(outputs),
+        seconds=interpolation_steps * len(cameras) / frame_rate, output_format="video",
+    )
 
 
 def evaluate_pipeline(
