@@ -223,11 +223,13 @@ def panoptic_segment_ids(
     instance_ids: Int[Tensor, " N"],
     thing_mask: Bool[Tensor, " C"],
     void_id: int,
+    stuff: bool = True,
 ) -> Int[Tensor, " N"]:
     """Compact panoptic segment ids (0..m-1) for the consistency loss; -1 = ignore.
 
     * thing pixel with instance ``h > 0``  -> one segment per instance id ``h``;
-    * stuff pixel                          -> one segment per stuff class (its instance id is ignored);
+    * stuff pixel                          -> one segment per stuff class (its instance id is ignored); -1 when
+      ``stuff`` is False;
     * void (``== void_id`` or outside ``[0, C)``) and thing pixels without an instance (``h <= 0``) -> -1.
     """
     if semantics.shape != instance_ids.shape:
@@ -245,7 +247,7 @@ def panoptic_segment_ids(
     thing_seg = is_thing & (inst > 0)
     # stuff class c -> key c, thing instance h -> key C + h: disjoint key ranges
     key = torch.where(thing_seg, inst + num_classes, sem)
-    keep = thing_seg | is_stuff
+    keep = thing_seg | is_stuff if stuff else thing_seg
     if bool(keep.any()):
         out[keep] = torch.unique(key[keep], return_inverse=True)[1]
     return out

@@ -353,6 +353,11 @@ def test_panoptic_segment_ids():
     # also robust to a void id inside the valid range and to out-of-range labels
     seg2 = panoptic_segment_ids(torch.tensor([0, 1, 9, -1]), torch.tensor([0, 0, 0, 0]), thing_mask[:2], void_id=1)
     assert seg2.tolist() == [0, -1, -1, -1]
+    # things only: stuff pixels are ignored, the three thing instances stay apart
+    things = panoptic_segment_ids(semantics, instance_ids, thing_mask, void_id, stuff=False).tolist()
+    assert [things[i] for i in (0, 1, 2, 7, 8, 9, 10)] == [-1] * 7
+    assert things[3] == things[4] == things[11] and len({things[3], things[5], things[6]}) == 3
+    assert sorted({v for v in things if v >= 0}) == [0, 1, 2]
 
 
 def test_panoptic_segment_ids_feed_consistency_loss():
