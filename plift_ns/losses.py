@@ -207,15 +207,22 @@ def segment_consistency_loss(
     confidence: Float[Tensor, " N"],
     from_logits: bool = False,
     eps: float = 1e-8,
+    batch_rays: Optional[Bool[Tensor, " N"]] = None,
 ) -> Tensor:
     """Segment consistency loss, Eq. 7: ``-(1/|R|) sum_r w_r log probs_r(K_seg(r))`` for the rays of ONE image.
 
-    ``K_i`` comes from :func:`segment_majority_class` (no gradient). ``R`` = rays with ``segment_ids >= 0``.
+    ``K_i`` comes from :func:`segment_majority_class` (no gradient). The sum runs over rays with ``segment_ids >= 0``;
+    ``R`` (the normaliser) is ``batch_rays`` when given (e.g. every labelled ray while only thing segments are
+    made consistent, so the loss keeps the paper's scale), else the same rays as the sum.
     """
     _check_rays(probs, ("segment_ids", segment_ids), ("confidence", confidence))
     target = segment_majority_class(probs, segment_ids, confidence, from_logits=from_logits)
     nll = -_gather_log_prob(probs, target, from_logits, eps)
-    return _masked_weighted_mean(nll, confidence, target >= 0)
+    in_segment = target >= 0
+    loss = _masked_weighted_mean(nll, confidence, in_segment)
+    if batch_rays is None:
+        return loss
+    return loss * in_segment.sum().clamp(min=1) / batch_rays.to(in_segment.device).sum().clamp(min=1)
 
 
 def panoptic_segment_ids(

@@ -299,6 +299,10 @@ def test_segment_consistency_value_and_decrease_toward_majority(dtype):
     loss = segment_consistency_loss(probs, segment_ids, confidence)
     assert loss.dtype == dtype
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    # |R| of Eq. 7 given separately (every ray counts, the ignored ones add 0)
+    every = torch.ones(n, dtype=torch.bool)
+    over_all = segment_consistency_loss(probs, segment_ids, confidence, batch_rays=every)
+    assert over_all.item() == pytest.approx((expected * keep.sum() / n).item(), rel=1e-5)
 
     onehot = F.one_hot(target.clamp(min=0), c).to(dtype)
     moved = 0.5 * probs + 0.5 * onehot

@@ -451,11 +451,14 @@ class PanopticLiftingModel(TensoRFModel):
                 outputs["instance"][n:], batch["instance"][n:], confidence[n:], from_logits=not cfg.bounded_instances
             )
             if cfg.use_segment_consistency and self.step >= (cfg.consistency_loss_start_step or 0):
-                segments = losses.panoptic_segment_ids(
-                    sem_labels[n:], batch["instance"][n:], self.thing_mask, -1, stuff=cfg.consistency_segments == "all"
-                )
+                segments = losses.panoptic_segment_ids(sem_labels[n:], batch["instance"][n:], self.thing_mask, -1)
+                batch_rays = segments >= 0  # |R| of Eq. 7: every ray in a panoptic segment
+                if cfg.consistency_segments == "things":
+                    segments = losses.panoptic_segment_ids(
+                        sem_labels[n:], batch["instance"][n:], self.thing_mask, -1, stuff=False
+                    )
                 loss_dict["consistency_loss"] = cfg.consistency_loss_mult * losses.segment_consistency_loss(
-                    outputs["semantics"][n:], segments, confidence[n:], from_logits=from_logits
+                    outputs["semantics"][n:], segments, confidence[n:], from_logits=from_logits, batch_rays=batch_rays
                 )
         return loss_dict
 
