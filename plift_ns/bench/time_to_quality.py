@@ -123,8 +123,9 @@ def measure_method(method: str, scene: Path, steps: int, eval_every: int, device
 
 def viewer_frame_seconds(pipeline: Any, longer_side: int = 512) -> float:
     """Seconds to render the first test camera at the viewer's resolution (all of the model's outputs)."""
-    camera = pipeline.datamanager.eval_dataset.cameras[0:1].to("cpu")
-    camera.rescale_output_resolution(longer_side / float(max(int(camera.width), int(camera.height))))
+    from plift_ns.bench.viewer import scaled_camera
+
+    camera = scaled_camera(pipeline.datamanager.eval_dataset.cameras[0:1], longer_side)
     start = time.perf_counter()
     with torch.no_grad():
         pipeline.model.get_outputs_for_camera(camera.to(pipeline.device))

@@ -36,9 +36,9 @@ density up in the summed density volume (the default)."""
 def _set_variant(model: Any, grid: Any, defaults: Dict[str, Any], variant: Dict[str, Any]) -> None:
     settings = {**defaults, **variant}
     model.occupancy = grid if settings.pop("occupancy", True) else None
+    model.field.render_density_volume = settings.pop("render_density_volume")  # the field decides; the model follows
     for name, value in settings.items():
         setattr(model.config, name, value)
-    model.field.render_density_volume = model.config.render_density_volume
 
 
 def viewer_frame_times(load_config: Path, longer_side: int = 512, repeats: int = 3) -> Dict[str, Any]:
@@ -51,7 +51,8 @@ def viewer_frame_times(load_config: Path, longer_side: int = 512, repeats: int =
     model.eval()
     camera = scaled_camera(pipeline.datamanager.eval_dataset.cameras[0:1], longer_side).to(model.device)
     grid = model.occupancy
-    defaults = {name: getattr(model.config, name) for name in ("render_density_volume", "render_shading_samples")}
+    defaults = {"render_density_volume": model.field.render_density_volume,
+                "render_shading_samples": model.config.render_shading_samples}
     times: Dict[str, List[float]] = {name: [] for name in VARIANTS}
     outputs: Dict[str, Dict[str, torch.Tensor]] = {}
     for _ in range(repeats):

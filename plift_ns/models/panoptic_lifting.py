@@ -286,7 +286,7 @@ class PanopticLiftingModel(TensoRFModel):
     def _coarse_density(self, coarse: RaySamples) -> Float[Tensor, "N S 1"]:
         """Density of the density-only samples: everywhere when rendering through the density volume, else only in
         occupied cells (0 elsewhere)."""
-        grid = None if not self.training and self.config.render_density_volume else self._occupancy_for()
+        grid = None if not self.training and self.field.render_density_volume else self._occupancy_for()
         if grid is None:
             return self.field.get_density(coarse)
         occupied = grid.lookup(coarse.frustums.get_positions())
