@@ -28,6 +28,7 @@ from rich.markup import escape
 from plift_ns.checkpoints import allow_trusted_checkpoints
 from plift_ns.data.validation import validate_splits
 from plift_ns.errors import PliftDataError
+from plift_ns.eval.cli import VIDEO_OUTPUTS, EvalModel, default_metrics_path, evaluate_and_write, render_video
 from plift_ns.pipeline import quiet_nerfstudio_indexing_warning
 
 LOCAL_HOST = "127.0.0.1"
@@ -85,6 +86,12 @@ class PanopticTrainerConfig(TrainerConfig):
     127.0.0.1 unless a host is asked for, and which checks the scene before ``ns-train`` prints or saves anything."""
 
     _target: Type = field(default_factory=lambda: PanopticTrainer)
+    evaluate_after_training: bool = False
+    """Once training ends, score the test views as ``plift-eval`` does, with the model still in memory (no second
+    process, no reloading): <run dir>/plift_eval/metrics.json and the side-by-side views beside it."""
+    video_after_training: Optional[Path] = None
+    """Once training ends, render a panoptic video here, as ``plift-eval --video-path`` does (rgb, classes, instances
+    and the overlay side by side, interpolated between the test cameras)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         # ns-viewer replaces the saved viewer config by its own command-line defaults, whose host is 0.0.0.0
@@ -143,6 +150,7 @@ class PanopticTrainer(Trainer):
         quiet_nerfstudio_indexing_warning()
         try:
             super().setup(test_mode=test_mode)
+            self._check_after_training_options()
         except PliftDataError as error:
             self._remove_unused_run_folder()
             print_error(error, "Nothing was trained. Fix it and run ns-train again.")
@@ -158,6 +166,39 @@ class PanopticTrainer(Trainer):
         self.callbacks.append(
             TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], self._finished_step)
         )
+        if self.config.evaluate_after_training or self.config.video_after_training is not None:
+            self.callbacks.append(TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN], self._evaluate_trained))
+
+    def _check_after_training_options(self) -> None:
+        """What ``--evaluate-after-training`` / ``--video-after-training`` need, checked before the first step."""
+        if self.config.evaluate_after_training and not self.pipeline.datamanager.eval_dataset.has_ground_truth:
+            raise PliftDataError(
+                "--evaluate-after-training: the scene has no ground truth (gt_semantics_path / gt_instance_path) to "
+                "score against; train without it",
+                Path(self.pipeline.datamanager.config.data or self.pipeline.datamanager.config.dataparser.data),
+            )
+        if self.config.video_after_training is not None:
+            from nerfstudio.utils import install_checks
+
+            install_checks.check_ffmpeg_installed()
+
+    def _evaluate_trained(self, step: int) -> None:
+        """The AFTER_TRAIN callback of ``--evaluate-after-training`` / ``--video-after-training`` (the last
+        checkpoint is saved by then)."""
+        self.pipeline.eval()
+        base = self.config.get_base_dir()
+        if self.config.evaluate_after_training:
+            output = default_metrics_path(base)
+            evaluate_and_write(
+                self.pipeline, output, output.parent / "views",
+                checkpoint=str(self.checkpoint_dir / f"step-{step:09d}.ckpt"), step=int(step),
+                config=str(base / "config.yml"),
+            )
+        if self.config.video_after_training is not None:
+            render_video(
+                self.pipeline, self.config.video_after_training, VIDEO_OUTPUTS, EvalModel.interpolation_steps,
+                EvalModel.frame_rate,
+            )
 
     def _finished_step(self, step: int) -> None:
         self.last_finished_step = step

@@ -16,17 +16,18 @@ else
   echo "[plift]     (exists, reusing it)"
 fi
 
-echo "[plift] 2/4 training panoptic-lifting-small for $STEPS iterations"
+echo "[plift] 2/4 training panoptic-lifting-small for $STEPS iterations, then 3/4 evaluating and 4/4 rendering a"
+echo "[plift]     panoptic video in the same process (the trained model is already in memory)"
 RUN_ROOT="outputs/$(basename "$SCENE")/panoptic-lifting-small"
-ns-train panoptic-lifting-small --data "$SCENE" --output-dir outputs --vis tensorboard \
-  --max-num-iterations "$STEPS" --steps-per-save "$STEPS" "$@"
-CONFIG="$(ls -td "$RUN_ROOT"/*/ | head -n 1)config.yml"
-
-echo "[plift] 3/4 evaluating $CONFIG, then 4/4 rendering a panoptic video (one process: the model loads once)"
 mkdir -p renders
 VIDEO="renders/$(basename "$SCENE")-panoptic.mp4"
-plift-eval --load-config "$CONFIG" --video-path "$VIDEO" --interpolation-steps 4 --frame-rate 12
-# The same video on its own: ns-render interpolate --load-config "$CONFIG" --interpolation-steps 4 --frame-rate 12 \
+ns-train panoptic-lifting-small --data "$SCENE" --output-dir outputs --vis tensorboard \
+  --max-num-iterations "$STEPS" --steps-per-save "$STEPS" \
+  --evaluate-after-training True --video-after-training "$VIDEO" "$@"
+CONFIG="$(ls -td "$RUN_ROOT"/*/ | head -n 1)config.yml"
+# The same evaluation and video from the saved run, in a process of their own:
+#   plift-eval --load-config "$CONFIG" --video-path "$VIDEO" --interpolation-steps 4 --frame-rate 12
+# or the video alone: ns-render interpolate --load-config "$CONFIG" --interpolation-steps 4 --frame-rate 12 \
 #   --rendered-output-names rgb semantics_colormap instance_colormap panoptic --output-path "$VIDEO"
 
 echo "[plift] done: metrics in $(dirname "$CONFIG")/plift_eval/metrics.json, video in $VIDEO"

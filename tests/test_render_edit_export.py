@@ -201,6 +201,43 @@ def test_ns_render_and_plift_eval_write_the_same_panoptic_video(trained: Path, t
         assert diff.mean() < 1.0, "the same frames as ns-render's (up to video coding)"
 
 
+
+def test_training_scores_and_renders_its_video_before_it_exits(
+    trained: Path, tiny_scene: Path, tmp_path: Path, tiny_trainer, run, monkeypatch
+) -> None:
+    """--evaluate-after-training / --video-after-training: the metrics and the video plift-eval makes from the saved
+    checkpoint, made by the training process from the model in memory."""
+    import imageio_ffmpeg
+
+    monkeypatch.setenv("PATH", ffmpeg_env(tmp_path)["PATH"])
+    config = tiny_trainer(tiny_scene, tmp_path / "outputs", steps=2)
+    config.load_dir = trained.parent / "nerfstudio_models"  # two more steps of the module's run
+    config.evaluate_after_training = True
+    config.video_after_training = tmp_path / "after-training.mp4"
+    run(config)
+    run_dir = config.get_base_dir()
+    written = json.loads((run_dir / "plift_eval" / "metrics.json").read_text())
+    assert written["step"] == 21 and Path(written["checkpoint"]).name == "step-000000021.ckpt"
+    assert Path(written["checkpoint"]).exists()
+    assert len(list((run_dir / "plift_eval" / "views").glob("*.png"))) == 4, "one panel per test view"
+
+    again = tmp_path / "plift-eval.mp4"
+    reloaded = EvalModel(load_config=run_dir / "config.yml", output_path=tmp_path / "metrics.json", save_images=False,
+                         video_path=again).main()
+    for row in ("lifted", "labels_2d"):
+        assert written[row]["num_frames"] == reloaded[row]["num_frames"] == 4
+        for key in ("PQ_scene", "SQ_scene", "RQ_scene", "PQ", "mIoU", "PSNR"):
+            if key in reloaded[row]:
+                assert written[row][key] == pytest.approx(float(reloaded[row][key]), abs=1e-6), (row, key)
+    ours, theirs = imageio_ffmpeg.read_frames(str(config.video_after_training)), imageio_ffmpeg.read_frames(str(again))
+    assert next(ours)["size"] == next(theirs)["size"]
+    ours, theirs = list(ours), list(theirs)
+    assert len(ours) == len(theirs) == 4 * (4 - 1), "4 interpolation steps between the 4 test cameras"
+    for a, b in zip(ours, theirs):
+        diff = np.abs(np.frombuffer(a, np.uint8).astype(int) - np.frombuffer(b, np.uint8).astype(int))
+        assert diff.mean() < 1.0
+
+
 # ---------------------------------------------------------------- editing
 def test_delete_removes_the_instance_and_little_else(pipeline, model, labelled) -> None:
     before = render(pipeline)

@@ -219,6 +219,32 @@ def test_data_error_during_setup_leaves_no_run_folder(
     assert not any((tmp_path / "outputs").iterdir())
 
 
+
+def test_evaluate_after_training_without_ground_truth_stops_before_training(
+    scene_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture, tiny_trainer
+) -> None:
+    """--evaluate-after-training on a scene with nothing to score against: one message before the first step, not
+    a failure after the whole run."""
+    import json
+
+    meta_path = scene_copy / "transforms.json"
+    meta = json.loads(meta_path.read_text())
+    for frame in meta["frames"]:
+        frame.pop("gt_semantics_path", None)
+        frame.pop("gt_instance_path", None)
+    meta_path.write_text(json.dumps(meta))
+    config = tiny_trainer(scene_copy, tmp_path / "outputs", steps=1)
+    config.evaluate_after_training = True
+    config.set_timestamp()
+    config.save_config()
+    with pytest.raises(SystemExit) as exited:
+        config.setup(local_rank=0, world_size=1).setup()
+    assert exited.value.code == EXIT_DATA_ERROR
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--evaluate-after-training: the scene has no ground truth" in out and "Traceback" not in out
+    assert not any((tmp_path / "outputs").iterdir())
+
+
 # --- 8. Ctrl-C saves the current step; --load-dir resumes or says clearly what is missing --------------------------
 
 

@@ -57,16 +57,33 @@ class EvalModel:
         allow_trusted_checkpoints()  # runs saved before the pipeline did this themselves
 
         config, pipeline, checkpoint, step = eval_setup(self.load_config, test_mode="inference")
-        output = self.output_path or Path(config.get_base_dir()) / "plift_eval" / "metrics.json"
+        output = self.output_path or default_metrics_path(Path(config.get_base_dir()))
         image_dir = self.image_dir or output.parent / "views"
-        results = evaluate_pipeline(pipeline, image_dir if self.save_images else None, self.max_views)
-        results.update(checkpoint=str(checkpoint), step=int(step), config=str(self.load_config))
-        atomic_write_json(output, results, indent=2, default=numpy_json, end="")
-        print_table(results)
-        CONSOLE.print(f"[bold green]Wrote {output}" + (f" and views in {image_dir}" if self.save_images else ""))
+        results = evaluate_and_write(
+            pipeline, output, image_dir if self.save_images else None, self.max_views,
+            checkpoint=str(checkpoint), step=int(step), config=str(self.load_config),
+        )
         if self.video_path is not None:
             render_video(pipeline, self.video_path, self.video_outputs, self.interpolation_steps, self.frame_rate)
         return results
+
+
+def default_metrics_path(run_dir: Path) -> Path:
+    """Where a run's scores go unless told otherwise: <run dir>/plift_eval/metrics.json."""
+    return run_dir / "plift_eval" / "metrics.json"
+
+
+def evaluate_and_write(
+    pipeline: Any, output: Path, image_dir: Optional[Path], max_views: Optional[int] = None, **provenance: Any
+) -> Dict[str, Any]:
+    """:func:`evaluate_pipeline`, then metrics.json (with ``provenance``: checkpoint, step, config) written atomically
+    and the headline table printed."""
+    results = evaluate_pipeline(pipeline, image_dir, max_views)
+    results.update(provenance)
+    atomic_write_json(output, results, indent=2, default=numpy_json, end="")
+    print_table(results)
+    CONSOLE.print(f"[bold green]Wrote {output}" + (f" and views in {image_dir}" if image_dir is not None else ""))
+    return results
 
 
 def render_video(
