@@ -66,7 +66,9 @@ def panoptic_lifting_small_trainer(max_steps: int = 3000) -> TrainerConfig:
     return _trainer(
         "panoptic-lifting-small",
         max_steps,
-        PanopticDataManagerConfig(rays_semantic=1024, rays_instance=512, eval_num_rays_per_batch=512, load_depth=True),
+        PanopticDataManagerConfig(
+            rays_semantic=1024, rays_instance=512, eval_num_rays_per_batch=512, load_depth=True, class_balance=0.15
+        ),
         PanopticLiftingModelConfig(
             init_resolution=64,
             final_resolution=128,

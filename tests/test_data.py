@@ -74,6 +74,30 @@ def test_datamanager_batch_has_rs_and_ri_from_one_image(tiny_scene: Path) -> Non
     assert "gt_semantics" not in batch and "gt_instance" not in batch, "ground truth must never reach training"
 
 
+
+@pytest.mark.parametrize("balance", [0.0, 0.5, 1.0])
+def test_class_balanced_rays_follow_the_label_class_shares(tiny_scene: Path, balance: float) -> None:
+    """R_S draws a pixel with probability ∝ share(class)^(−balance): label class c (void included) is drawn with
+    frequency ∝ count_c^(1 − balance), and pixels within a class uniformly."""
+    dm = datamanager(tiny_scene, class_balance=balance)
+    labels = dm.train_pixels.semantics.numpy().astype(np.int64)
+    counts = np.bincount(labels.reshape(-1), minlength=256).astype(float)
+    present = counts > 0
+    expected = np.where(present, counts, 0) ** (1.0 - balance) * present
+    expected /= expected.sum()
+    torch.manual_seed(0)
+    drawn = dm.train_pixels.sample_all(400_000)
+    classes = labels[drawn[:, 0].numpy(), drawn[:, 1].numpy(), drawn[:, 2].numpy()]
+    observed = np.bincount(classes, minlength=256) / len(classes)
+    assert np.abs(observed - expected).max() < 0.01, (observed[present], expected[present])
+    assert observed[~present].sum() == 0
+    # uniform within the most common class: each image holds its share of that class's draws
+    top = int(np.argmax(counts))
+    per_image = (labels == top).reshape(len(labels), -1).sum(-1) / counts[top]
+    drawn_images = np.bincount(drawn[:, 0].numpy()[classes == top], minlength=len(labels)) / (classes == top).sum()
+    assert np.abs(drawn_images - per_image).max() < 0.02
+
+
 def test_instance_rays_start_after_warmup(tiny_scene: Path) -> None:
     dm = datamanager(tiny_scene)
     dm.instance_rays_from_step = 10

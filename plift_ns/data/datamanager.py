@@ -38,6 +38,11 @@ class PanopticDataManagerConfig(VanillaDataManagerConfig):
     None (default): compact only when the float16 distributions would exceed ``dense_labels_max_gb``."""
     dense_labels_max_gb: float = 2.0
     """With ``compact_labels`` None: the most memory the exact float16 distributions may take (GiB)."""
+    class_balance: float = 0.0
+    """R_S pixels drawn with probability ∝ (share of training pixels labelled with their class)^(−class_balance):
+    0 uniform over pixels (the paper), 1 every label class equally often. Rare classes then get enough rays to be
+    fitted, while the labels' per-point majority across views (what the field learns) shifts only by the classes'
+    weight ratio, (share_a / share_b)^class_balance."""
     load_depth: bool = False
     """Hold the training views' depth maps (when the scene has them) for the model's depth loss (2 bytes a pixel)."""
 
@@ -119,9 +124,31 @@ class FramePixels:
             batch["depth"] = self.depth[c, y, x].float()[:, None]
         return {k: v.to(self.device) for k, v in batch.items()}
 
+    def balance_classes(self, exponent: float) -> None:
+        """Make :meth:`sample_all` draw a pixel with probability ∝ (share of its label class)^(−exponent) (void is
+        one more class): pick a class with probability ∝ count^(1 − exponent), then one of its pixels uniformly."""
+        self._class_pixels: Optional[Tensor] = None
+        if exponent == 0:
+            return
+        flat = self.semantics.reshape(-1)
+        index_dtype = torch.int32 if flat.numel() < 2**31 else torch.int64
+        values = torch.unique(flat)
+        pixels = [torch.nonzero(flat == v).reshape(-1).to(index_dtype) for v in values]
+        counts = torch.tensor([len(p) for p in pixels], dtype=torch.float64)
+        self._class_pixels = torch.cat(pixels)
+        self._class_count = counts.long()
+        self._class_start = torch.cumsum(self._class_count, 0) - self._class_count
+        self._class_probability = (counts ** (1.0 - exponent)).float()
+
     def sample_all(self, n: int, generator: Optional[torch.Generator] = None) -> Int[Tensor, "n 3"]:
-        flat = torch.randint(0, self.num_images * self.height * self.width, (n,), generator=generator)
-        return self._unflatten(flat)
+        """``n`` pixels of any image: uniformly, or class-balanced after :meth:`balance_classes`."""
+        if getattr(self, "_class_pixels", None) is None:
+            flat = torch.randint(0, self.num_images * self.height * self.width, (n,), generator=generator)
+            return self._unflatten(flat)
+        classes = torch.multinomial(self._class_probability, n, replacement=True, generator=generator)
+        count = self._class_count[classes]
+        within = (torch.rand(n, generator=generator, dtype=torch.float64) * count).long().clamp(max=count - 1)
+        return self._unflatten(self._class_pixels[self._class_start[classes] + within].long())
 
     def sample_one_image(self, n: int, generator: Optional[torch.Generator] = None) -> Int[Tensor, "n 3"]:
         image = torch.randint(0, self.num_images, (1,), generator=generator)
@@ -164,6 +191,7 @@ class PanopticDataManager(VanillaDataManager[PanopticDataset]):
             self.train_dataset, self.device, "Loading training views", compact=self.config.compact_labels,
             dense_max_gb=self.config.dense_labels_max_gb, depth=self.config.load_depth,
         )
+        self.train_pixels.balance_classes(self.config.class_balance)
         self.train_ray_generator = RayGenerator(self.train_dataset.cameras.to(self.device))
 
     def setup_eval(self) -> None:
