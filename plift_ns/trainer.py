@@ -114,21 +114,42 @@ class PanopticTrainerConfig(TrainerConfig):
                 scheduler.max_steps = self.max_num_iterations
         return super().setup(**kwargs)
 
-    def check_scene(self) -> None:
-        """Parse the scene's train and eval splits as training will and decode every frame's files once (with a
-        progress bar); raises PliftDataError."""
+    def _dataparser(self) -> Any:
+        """The scene's dataparser as training will set it up (the datamanager's --data wins)."""
         datamanager = self.pipeline.datamanager
         dataparser_config = copy.deepcopy(datamanager.dataparser)
         if datamanager.data is not None:
             dataparser_config.data = Path(datamanager.data)
-        dataparser = dataparser_config.setup()
+        return dataparser_config.setup()
+
+    def check_scene(self) -> None:
+        """Parse the scene's train and eval splits as training will and decode every frame's files once (with a
+        progress bar); raises PliftDataError."""
+        dataparser = self._dataparser()
         validate_splits([dataparser.get_dataparser_outputs(split="train"), dataparser.get_dataparser_outputs(split="val")])
+
+    def check_after_training_options(self) -> None:
+        """What ``--evaluate-after-training`` (ground truth in the eval split; raises PliftDataError) and
+        ``--video-after-training`` (ffmpeg; exits with nerfstudio's message) need, before training starts."""
+        if self.evaluate_after_training:
+            dataparser = self._dataparser()
+            if dataparser.get_dataparser_outputs(split="val").metadata.get("gt_semantics_filenames") is None:
+                raise PliftDataError(
+                    "--evaluate-after-training: the scene has no ground truth (gt_semantics_path / gt_instance_path) "
+                    "to score against; train without it",
+                    Path(dataparser.config.data),
+                )
+        if self.video_after_training is not None:
+            from nerfstudio.utils import install_checks
+
+            install_checks.check_ffmpeg_installed()
 
     def print_to_terminal(self) -> None:
         """ns-train calls this first (then ``save_config``, then training): check the scene and the checkpoint to
         resume from before anything is printed or written, and stop with one message if something is wrong."""
         try:
             self.check_scene()
+            self.check_after_training_options()
         except PliftDataError as error:
             print_error(error, "Nothing was written. Fix it and run ns-train again (README: 'Data contract').")
             sys.exit(EXIT_DATA_ERROR)
@@ -149,8 +170,8 @@ class PanopticTrainer(Trainer):
     def setup(self, test_mode="val") -> None:
         quiet_nerfstudio_indexing_warning()
         try:
+            self.config.check_after_training_options()  # before anything is written (run folder, event files)
             super().setup(test_mode=test_mode)
-            self._check_after_training_options()
         except PliftDataError as error:
             self._remove_unused_run_folder()
             print_error(error, "Nothing was trained. Fix it and run ns-train again.")
@@ -168,19 +189,6 @@ class PanopticTrainer(Trainer):
         )
         if self.config.evaluate_after_training or self.config.video_after_training is not None:
             self.callbacks.append(TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN], self._evaluate_trained))
-
-    def _check_after_training_options(self) -> None:
-        """What ``--evaluate-after-training`` / ``--video-after-training`` need, checked before the first step."""
-        if self.config.evaluate_after_training and not self.pipeline.datamanager.eval_dataset.has_ground_truth:
-            raise PliftDataError(
-                "--evaluate-after-training: the scene has no ground truth (gt_semantics_path / gt_instance_path) to "
-                "score against; train without it",
-                Path(self.pipeline.datamanager.config.data or self.pipeline.datamanager.config.dataparser.data),
-            )
-        if self.config.video_after_training is not None:
-            from nerfstudio.utils import install_checks
-
-            install_checks.check_ffmpeg_installed()
 
     def _evaluate_trained(self, step: int) -> None:
         """The AFTER_TRAIN callback of ``--evaluate-after-training`` / ``--video-after-training`` (the last
