@@ -66,6 +66,8 @@ class FramePixels:
         self.confidence = torch.empty((n, h, w), dtype=torch.uint8)
         self.probability: Optional[Union[TopKDistributions, DenseDistributions]] = None
         self.depth: Optional[Tensor] = None
+        self._class_pixels: Optional[Tensor] = None
+        """Pixel indices grouped by label class, once :meth:`balance_classes` made R_S class-balanced."""
         """(n, H, W) float16 z-depth in scene units (0: none), when ``depth`` and the scene has depth maps."""
         with Progress(
             TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=CONSOLE
@@ -127,7 +129,7 @@ class FramePixels:
     def balance_classes(self, exponent: float) -> None:
         """Make :meth:`sample_all` draw a pixel with probability ∝ (share of its label class)^(−exponent) (void is
         one more class): pick a class with probability ∝ count^(1 − exponent), then one of its pixels uniformly."""
-        self._class_pixels: Optional[Tensor] = None
+        self._class_pixels = None
         if exponent == 0:
             return
         flat = self.semantics.reshape(-1)
@@ -142,7 +144,7 @@ class FramePixels:
 
     def sample_all(self, n: int, generator: Optional[torch.Generator] = None) -> Int[Tensor, "n 3"]:
         """``n`` pixels of any image: uniformly, or class-balanced after :meth:`balance_classes`."""
-        if getattr(self, "_class_pixels", None) is None:
+        if self._class_pixels is None:
             flat = torch.randint(0, self.num_images * self.height * self.width, (n,), generator=generator)
             return self._unflatten(flat)
         classes = torch.multinomial(self._class_probability, n, replacement=True, generator=generator)
