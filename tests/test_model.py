@@ -9,7 +9,7 @@ from nerfstudio.utils import colormaps
 from tiny_models import CLASSES, forward, rays, tiny_model
 
 from plift_ns import losses
-from plift_ns.fields.panoptic_field import PanopticField, samples_at
+from plift_ns.fields.panoptic_field import PanopticField, samples_at, trilinear_lookup
 from plift_ns.models.panoptic_lifting import PanopticLiftingModel
 
 
@@ -336,6 +336,23 @@ def test_density_volume_equals_the_vm_density_everywhere(activation: str) -> Non
     looked_up = field.density_from_volume(field.density_volume(), positions)[:, 0]
     assert reference.abs().max() > 1e-3
     assert torch.allclose(looked_up, reference, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_trilinear_lookup_split_per_thread_returns_the_single_batch_values_in_order(threads: int) -> None:
+    """The per-thread split of the 3-D lookup (padding the last batch) gives every point its own value, in order."""
+    torch.manual_seed(4)
+    volume = torch.randn(1, 3, 5, 6, 7)
+    points = torch.rand(1001, 3) * 2.2 - 1.1  # odd count; some outside the box (zero padding)
+    reference = torch.nn.functional.grid_sample(volume, points.reshape(1, -1, 1, 1, 3), align_corners=True)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        values = trilinear_lookup(volume, points)
+    finally:
+        torch.set_num_threads(previous)
+    assert values.shape == (3, 1001)
+    assert torch.equal(values, reference.reshape(3, 1001))
 
 
 def test_rendering_through_the_density_volume_matches_per_sample_density_and_follows_the_parameters() -> None:

@@ -135,8 +135,7 @@ class PanopticField(TensoRFField):
         self, volume: Float[Tensor, "1 1 R R R"], positions: Float[Tensor, "*bs 3"]
     ) -> Float[Tensor, "*bs 1"]:
         """``get_density`` at ``positions`` from a :meth:`density_volume` (same values up to rounding)."""
-        x = self.normalized_positions(positions).reshape(1, -1, 1, 1, 3)
-        summed = torch.nn.functional.grid_sample(volume, x, align_corners=True)
+        summed = trilinear_lookup(volume, self.normalized_positions(positions).reshape(-1, 3))
         return self._activate_density(summed.reshape(*positions.shape[:-1], 1))
 
     def normalized_positions(self, positions: Float[Tensor, "*bs 3"]) -> Float[Tensor, "*bs 3"]:
@@ -199,6 +198,23 @@ class PanopticField(TensoRFField):
     def upsample_grids(self, resolution: int) -> None:
         self.density_encoding.upsample_grid(resolution)  # type: ignore[operator]
         self.color_encoding.upsample_grid(resolution)  # type: ignore[operator]
+
+
+def trilinear_lookup(volume: Float[Tensor, "1 C D H W"], points: Float[Tensor, "M 3"]) -> Float[Tensor, "C M"]:
+    """``grid_sample`` of one volume at M points in [-1, 1]³ (x, y, z order; zero outside; corners aligned).
+
+    On CPU the points are split into one batch per thread over the same (expanded, not copied) volume: PyTorch's CPU
+    3-D grid sampler parallelises over the batch only, so a single batch runs on one core. Same values either way."""
+    batches = torch.get_num_threads() if points.device.type == "cpu" else 1
+    m = points.shape[0]
+    if batches <= 1 or m < 2 * batches:
+        return torch.nn.functional.grid_sample(volume, points.reshape(1, -1, 1, 1, 3), align_corners=True).reshape(-1, m)
+    per = -(-m // batches)
+    padded = torch.cat([points, points.new_zeros(per * batches - m, 3)]) if per * batches > m else points
+    values = torch.nn.functional.grid_sample(
+        volume.expand(batches, -1, -1, -1, -1), padded.reshape(batches, per, 1, 1, 3), align_corners=True
+    )  # (batches, C, per, 1, 1)
+    return values.reshape(batches, -1, per).permute(1, 0, 2).reshape(volume.shape[1], -1)[:, :m]
 
 
 def samples_at(positions: Float[Tensor, "N 3"], directions: Optional[Float[Tensor, "N 3"]] = None) -> RaySamples:

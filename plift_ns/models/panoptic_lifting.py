@@ -7,6 +7,7 @@ semantic-probability field and a surrogate-instance field, trained with L_RGB + 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Literal, Optional, Tuple, Type
 from unittest import mock
@@ -32,6 +33,7 @@ from plift_ns.data.classes import ClassSet
 from plift_ns.errors import PliftConfigError
 from plift_ns.fields.occupancy import OccupancyGrid
 from plift_ns.fields.panoptic_field import PanopticField, samples_at
+from plift_ns.models import guided_sampling
 from plift_ns.models.viewer_gui import PanopticViewerGUI, panoptic_overlay
 
 DEPRECATED_FLAGS = {"stop_semantic_gradients": "stop_head_gradients", "use_tta_confidence": "use_label_probabilities"}
@@ -134,6 +136,16 @@ class PanopticLiftingModelConfig(TensoRFModelConfig):
     (one trilinear lookup per sample, the same values: see ``PanopticField.density_volume``) instead of evaluating
     the VM factors at every sample; summed again when the density parameters change. Never in training. The
     occupancy grid is then not needed (a lookup in it costs as much)."""
+    render_guide_stride: int = 4
+    """Whole-image renders (viewer, ns-render, evaluation; never training): a density pre-pass on every n-th pixel
+    in both directions; pixels whose four surrounding pre-pass rays see one surface sample only the interval those
+    rays span, skipping the uniform density pass and PDF sampling (0 = off; see ``guided_sampling``)."""
+    render_guide_tail: float = 0.005
+    """Share of a pre-pass ray's opacity left outside its interval at either end."""
+    render_guide_margin: float = 2.0
+    """Grid cells added to a guided pixel's interval at either end."""
+    render_guide_max_length: float = 12.0
+    """Longest guided interval in grid cells (with the margins); longer ones (silhouettes) are sampled as usual."""
     occupancy_resolution: int = 64
     """Cells per axis of the occupancy grid that lets the density-only pass skip empty space (0 = off)."""
     occupancy_threshold: float = 0.01
@@ -329,14 +341,37 @@ class PanopticLiftingModel(TensoRFModel):
         values = torch.softmax(logits, dim=-1) if bounded else logits
         return (weights * (values if keep is None else self._scatter(values, keep))).sum(dim=-2)
 
-    def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
-        if self.training:
-            self.camera_optimizer.apply_to_raybundle(ray_bundle)
+    def _fine_samples(self, ray_bundle: RayBundle) -> Tuple[RaySamples, Float[Tensor, "N S 1"]]:
+        """TensoRF's sampling: a density-only pass over uniform samples places the fine samples (PDF sampling);
+        the fine samples and their rendering weights."""
         with torch.no_grad():
             coarse = self.sampler_uniform(ray_bundle)
             coarse_weights = coarse.get_weights(self._coarse_density(coarse))
         ray_samples = self.sampler_pdf(ray_bundle, coarse, coarse_weights)
-        weights = ray_samples.get_weights(self.field.get_density(ray_samples))
+        return ray_samples, ray_samples.get_weights(self.field.get_density(ray_samples))
+
+    def _samples(self, ray_bundle: RayBundle) -> Tuple[RaySamples, Float[Tensor, "N S 1"]]:
+        """Fine samples and weights: over the guiding interval for the rays that carry one (whole-image renders, see
+        :mod:`guided_sampling`), by :meth:`_fine_samples` for the others."""
+        mask = None if self.training else guided_sampling.guided(ray_bundle)
+        if mask is None or not mask.any():
+            return self._fine_samples(ray_bundle)
+        near = guided_sampling.interval_samples(ray_bundle[mask], self.config.num_samples)
+        near_weights = near.get_weights(self.field.get_density(near))
+        if mask.all():
+            return near, near_weights
+        far, far_weights = self._fine_samples(ray_bundle[~mask])
+        starts = near.frustums.starts.new_empty((len(mask), self.config.num_samples, 1))
+        ends, weights = torch.empty_like(starts), torch.empty_like(starts)
+        for target, a, b in ((starts, near.frustums.starts, far.frustums.starts),
+                             (ends, near.frustums.ends, far.frustums.ends), (weights, near_weights, far_weights)):
+            target[mask], target[~mask] = a, b
+        return ray_bundle.get_ray_samples(bin_starts=starts, bin_ends=ends), weights
+
+    def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
+        if self.training:
+            self.camera_optimizer.apply_to_raybundle(ray_bundle)
+        ray_samples, weights = self._samples(ray_bundle)
         n_shade = self.config.render_shading_samples
         if self.training or n_shade <= 0:
             outputs = self._shade_samples(ray_bundle, ray_samples, weights)
@@ -414,9 +449,32 @@ class PanopticLiftingModel(TensoRFModel):
 
     @torch.no_grad()
     def get_outputs_for_camera_ray_bundle(self, camera_ray_bundle: RayBundle) -> Dict[str, Tensor]:
+        if self.config.render_guide_stride > 0 and len(camera_ray_bundle.shape) == 2:
+            camera_ray_bundle = self._with_guiding_intervals(camera_ray_bundle)
         outputs = super().get_outputs_for_camera_ray_bundle(camera_ray_bundle)
         outputs["panoptic"] = panoptic_overlay(outputs["rgb"], outputs["semantics_colormap"], outputs["instance_colormap"])
         return self.panoptic_gui.apply(outputs)
+
+    def _with_guiding_intervals(self, camera_ray_bundle: RayBundle) -> RayBundle:
+        """The image's rays with each pixel's guiding interval from a density pre-pass on every
+        ``render_guide_stride``-th pixel (:mod:`guided_sampling`)."""
+        cfg = self.config
+        height, width = camera_ray_bundle.shape
+        rows, cols = guided_sampling.pre_pass_pixels(height, width, cfg.render_guide_stride)
+        pre = camera_ray_bundle[rows.to(camera_ray_bundle.origins.device)][:, cols.to(camera_ray_bundle.origins.device)]
+        flat = pre.flatten()
+        intervals = []
+        for start in range(0, len(flat), cfg.eval_num_rays_per_chunk):
+            chunk = flat[start : start + cfg.eval_num_rays_per_chunk].to(self.device)
+            chunk = self.collider(chunk) if self.collider is not None else chunk
+            intervals.append(guided_sampling.weight_interval(*self._fine_samples(chunk), tail=cfg.render_guide_tail, min_opacity=0.5))
+        voxel = float((self.scene_box.aabb[1] - self.scene_box.aabb[0]).max()) / self.field.density_encoding.plane_coef.shape[-1]
+        interval = guided_sampling.bracket_intervals(
+            torch.cat(intervals).view(len(rows), len(cols), 2), height, width, cfg.render_guide_stride,
+            margin=cfg.render_guide_margin * voxel, max_length=cfg.render_guide_max_length * voxel,
+        )
+        metadata = {**(camera_ray_bundle.metadata or {}), guided_sampling.INTERVAL_KEY: interval.to(camera_ray_bundle.origins.device)}
+        return dataclasses.replace(camera_ray_bundle, metadata=metadata)
 
     # ---------------------------------------------------------------- losses
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
