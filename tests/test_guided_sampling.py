@@ -1,4 +1,5 @@
-"""Depth-guided sampling of whole-image renders: the interval arithmetic by hand, and renders of a known two-wall
+"""Depth-guided sampling of whole-image renders and the viewer's merged shading: the interval arithmetic by hand, and
+renders of a known two-wall
 field that agree with the usual sampling while most pixels skip the uniform density pass."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.model_components.ray_samplers import PDFSampler, UniformSampler
 
 from plift_ns.models import guided_sampling
+from plift_ns.models.viewer_gui import as_viewer_frame
 from tiny_models import tiny_model
 
 NAN = float("nan")
@@ -108,3 +110,25 @@ def test_guided_render_is_as_close_to_a_dense_render_as_the_usual_sampling_while
         return (outputs["semantics"].argmax(-1) == truth["semantics"].argmax(-1)).float().mean()
 
     assert same_class(fast) >= same_class(plain) - 0.01
+
+
+def test_viewer_frames_shade_rays_that_see_one_surface_once_and_other_renders_never_do() -> None:
+    camera = Cameras(camera_to_worlds=torch.eye(4)[None, :3], fx=24.0, fy=24.0, cx=16.0, cy=12.0, width=32, height=24)
+    model = two_walls(render_shading_samples=4, viewer_merge_cells=2.0)
+    shaded = {"points": 0}
+    sample_outputs = model.field.sample_outputs
+
+    def counting(samples, *args, **kwargs):
+        shaded["points"] += samples.frustums.starts.shape[0]
+        return sample_outputs(samples, *args, **kwargs)
+
+    model.field.sample_outputs = counting
+    full = model.get_outputs_for_camera(camera)
+    assert shaded["points"] == 4 * 24 * 32, "ns-render and evaluation shade every quantile sample"
+    shaded["points"] = 0
+    with as_viewer_frame():
+        frame = model.get_outputs_for_camera(camera)
+    assert shaded["points"] < 2 * 24 * 32, "most rays end on one wall and are shaded once"
+    assert (frame["rgb"] - full["rgb"]).abs().max() < 0.02
+    assert torch.equal(frame["depth"], full["depth"]), "depth does not depend on shading"
+    assert (frame["semantics_colormap"] == full["semantics_colormap"]).all(dim=-1).float().mean() > 0.97

@@ -122,12 +122,13 @@ def measure_method(method: str, scene: Path, steps: int, eval_every: int, device
 
 
 def viewer_frame_seconds(pipeline: Any, longer_side: int = 512) -> float:
-    """Seconds to render the first test camera at the viewer's resolution (all of the model's outputs)."""
+    """Seconds to render the first test camera as the viewer does, at its resolution (all of the model's outputs)."""
     from plift_ns.bench.viewer import scaled_camera
+    from plift_ns.models.viewer_gui import as_viewer_frame
 
     camera = scaled_camera(pipeline.datamanager.eval_dataset.cameras[0:1], longer_side)
     start = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), as_viewer_frame():
         pipeline.model.get_outputs_for_camera(camera.to(pipeline.device))
     return time.perf_counter() - start
 

@@ -7,12 +7,15 @@ alternating the variants in one process so machine load hits both alike, and rep
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from pathlib import Path
 from typing import Any, Dict, List
 
 import torch
+
+from plift_ns.models.viewer_gui import as_viewer_frame
 
 
 def scaled_camera(camera: Any, longer_side: int) -> Any:
@@ -24,21 +27,29 @@ def scaled_camera(camera: Any, longer_side: int) -> Any:
 
 
 VARIANTS: Dict[str, Dict[str, Any]] = {
-    "plain": {"render_density_volume": False, "occupancy": False, "render_shading_samples": 0},
-    "skip": {"render_density_volume": False, "occupancy": True},
-    "volume": {"render_density_volume": True},
+    "plain": {"render_density_volume": False, "occupancy": False, "render_shading_samples": 0, "render_guide_stride": 0},
+    "volume": {"render_density_volume": True, "render_guide_stride": 0},
+    "guided": {"render_density_volume": True},
+    "viewer": {"render_density_volume": True, "viewer_frame": True},
 }
 """Rendering paths, each against the model's own settings: ``plain`` evaluates the VM density at every sample and
-shades every fine sample; ``skip`` evaluates density only in occupied cells of the occupancy grid; ``volume`` looks
-density up in the summed density volume (the default)."""
+shades every fine sample; ``volume`` looks density up in the summed density volume; ``guided`` adds depth-guided
+sampling (what ns-render and evaluation render); ``viewer`` is the frame the viewer shows (guided sampling, and rays
+that see one surface shaded once: ``viewer_merge_cells``)."""
 
 
 def _set_variant(model: Any, grid: Any, defaults: Dict[str, Any], variant: Dict[str, Any]) -> None:
     settings = {**defaults, **variant}
+    settings.pop("viewer_frame", None)
     model.occupancy = grid if settings.pop("occupancy", True) else None
     model.field.render_density_volume = settings.pop("render_density_volume")  # the field decides; the model follows
     for name, value in settings.items():
         setattr(model.config, name, value)
+
+
+def _same_colour(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Share of pixels of two (H, W, 3) colour maps with the same colour (one colour per class / per instance id)."""
+    return float((a == b).all(dim=-1).float().mean())
 
 
 def viewer_frame_times(load_config: Path, longer_side: int = 512, repeats: int = 3) -> Dict[str, Any]:
@@ -52,14 +63,15 @@ def viewer_frame_times(load_config: Path, longer_side: int = 512, repeats: int =
     camera = scaled_camera(pipeline.datamanager.eval_dataset.cameras[0:1], longer_side).to(model.device)
     grid = model.occupancy
     defaults = {"render_density_volume": model.field.render_density_volume,
-                "render_shading_samples": model.config.render_shading_samples}
+                "render_shading_samples": model.config.render_shading_samples,
+                "render_guide_stride": model.config.render_guide_stride}
     times: Dict[str, List[float]] = {name: [] for name in VARIANTS}
     outputs: Dict[str, Dict[str, torch.Tensor]] = {}
     for _ in range(repeats):
         for name, variant in VARIANTS.items():
             _set_variant(model, grid, defaults, variant)
             start = time.perf_counter()
-            with torch.no_grad():
+            with torch.no_grad(), as_viewer_frame() if variant.get("viewer_frame") else contextlib.nullcontext():
                 outputs[name] = model.get_outputs_for_camera(camera)
             times[name].append(time.perf_counter() - start)
     _set_variant(model, grid, defaults, {})
@@ -69,8 +81,9 @@ def viewer_frame_times(load_config: Path, longer_side: int = 512, repeats: int =
         mse = float(((reference["rgb"] - out["rgb"]) ** 2).mean())
         agreement[name] = {
             "rgb_psnr": float("inf") if mse == 0 else float(-10 * torch.log10(torch.tensor(mse))),
-            "same_class": float((reference["semantics"].argmax(-1) == out["semantics"].argmax(-1)).float().mean()),
-            "same_surrogate_id": float((reference["instance"].argmax(-1) == out["instance"].argmax(-1)).float().mean()),
+            # the colour maps, not the distributions: the viewer's frame carries colours in those (viewer_gui)
+            "same_class": _same_colour(reference["semantics_colormap"], out["semantics_colormap"]),
+            "same_surrogate_id": _same_colour(reference["instance_colormap"], out["instance_colormap"]),
         }
     return {
         "pixels": [int(camera.width), int(camera.height)],

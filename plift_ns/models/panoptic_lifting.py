@@ -34,7 +34,7 @@ from plift_ns.errors import PliftConfigError
 from plift_ns.fields.occupancy import OccupancyGrid
 from plift_ns.fields.panoptic_field import PanopticField, samples_at
 from plift_ns.models import guided_sampling
-from plift_ns.models.viewer_gui import PanopticViewerGUI, panoptic_overlay
+from plift_ns.models.viewer_gui import PanopticViewerGUI, in_viewer_render_thread, panoptic_overlay
 
 DEPRECATED_FLAGS = {"stop_semantic_gradients": "stop_head_gradients", "use_tta_confidence": "use_label_probabilities"}
 """Old model-config names → new ones; old config.yml files and command lines keep working for one release."""
@@ -131,6 +131,9 @@ class PanopticLiftingModelConfig(TensoRFModelConfig):
     carrying 1/n of the ray's opacity (systematic resampling), instead of at every fine sample (0 = every sample).
     Depth and opacity still use every fine sample. On a field of surfaces most of a ray's weight sits on a few
     neighbouring samples, so a few quantiles reproduce the maps at a fraction of the cost."""
+    viewer_merge_cells: float = 2.0
+    """In the viewer only (ns-render and evaluation shade every quantile sample): a ray whose quantile samples all
+    lie within this many grid cells sees one surface, and is shaded once, at their mean distance (0 = off)."""
     render_density_volume: bool = True
     """When rendering: sum the density grid's VM components once into a dense R³ volume and look density up there
     (one trilinear lookup per sample, the same values: see ``PanopticField.density_volume``) instead of evaluating
@@ -140,11 +143,11 @@ class PanopticLiftingModelConfig(TensoRFModelConfig):
     """Whole-image renders (viewer, ns-render, evaluation; never training): a density pre-pass on every n-th pixel
     in both directions; pixels whose four surrounding pre-pass rays see one surface sample only the interval those
     rays span, skipping the uniform density pass and PDF sampling (0 = off; see ``guided_sampling``)."""
-    render_guide_tail: float = 0.005
+    render_guide_tail: float = 0.02
     """Share of a pre-pass ray's opacity left outside its interval at either end."""
     render_guide_margin: float = 2.0
     """Grid cells added to a guided pixel's interval at either end."""
-    render_guide_max_length: float = 12.0
+    render_guide_max_length: float = 16.0
     """Longest guided interval in grid cells (with the margins); longer ones (silhouettes) are sampled as usual."""
     occupancy_resolution: int = 64
     """Cells per axis of the occupancy grid that lets the density-only pass skip empty space (0 = off)."""
@@ -415,9 +418,12 @@ class PanopticLiftingModel(TensoRFModel):
     def _shade_quantiles(self, ray_samples: RaySamples, weights: Float[Tensor, "N S 1"], n: int) -> Dict[str, Tensor]:
         """Rendering only: colour and both heads evaluated at ``n`` quantile samples per ray, each weighted by its
         share of the ray's opacity (a share below ``head_weight_threshold`` counts 0, as every-sample shading drops
-        such samples)."""
+        such samples). In the viewer, rays whose quantile samples lie within ``viewer_merge_cells`` grid cells are
+        shaded once (:meth:`_shade_merged`)."""
         index, share = self._quantile_samples(weights, n)
         share = torch.where(share > self.config.head_weight_threshold, share, torch.zeros_like(share))
+        if self.config.viewer_merge_cells > 0 and in_viewer_render_thread():
+            return self._shade_merged(ray_samples, index, share, self.config.viewer_merge_cells * self._grid_cell())
         positions = ray_samples.frustums.get_positions().gather(1, index[..., None].expand(-1, -1, 3))
         directions = ray_samples.frustums.directions[:, :1].expand(-1, n, -1)
         values = self.field.sample_outputs(samples_at(positions.reshape(-1, 3), directions.reshape(-1, 3)))
@@ -428,6 +434,45 @@ class PanopticLiftingModel(TensoRFModel):
             "semantics": self._render_head(values["semantics"].reshape(rows), None, w, self.config.bounded_semantics),
             "instance": self._render_head(values["instance"].reshape(rows), None, w, self.config.bounded_instances),
         }
+
+    def _shade_merged(
+        self, ray_samples: RaySamples, index: Int[Tensor, "N n"], share: Float[Tensor, "N 1"], distance: float
+    ) -> Dict[str, Tensor]:
+        """Quantile shading where a ray's quantile samples all lie within ``distance`` of each other (one surface):
+        such a ray is shaded once, at their mean distance, with the ray's whole opacity; other rays at every quantile
+        sample."""
+        frustums = ray_samples.frustums
+        n = index.shape[-1]
+        mid = (frustums.starts[..., 0].gather(1, index) + frustums.ends[..., 0].gather(1, index)) / 2
+        single = mid[:, -1] - mid[:, 0] <= distance
+        groups = [(single, mid[single].mean(dim=-1, keepdim=True), share[single] * n), (~single, mid[~single], share[~single])]
+        origins, directions = frustums.origins[:, 0], frustums.directions[:, 0]
+        points = [origins[rows, None] + directions[rows, None] * t[..., None] for rows, t, _ in groups]
+        values = self.field.sample_outputs(samples_at(
+            torch.cat([p.reshape(-1, 3) for p in points]),
+            torch.cat([directions[rows, None].expand_as(p).reshape(-1, 3) for (rows, _, _), p in zip(groups, points)]),
+        ))
+        sizes = [p.shape[0] * p.shape[1] for p in points]
+        outputs: Dict[str, Tensor] = {}
+        for key in ("rgb", "semantics", "instance"):
+            flat = values[key].reshape(sum(sizes), values[key].shape[-1])
+            outputs[key] = flat.new_zeros((len(index), flat.shape[-1]))
+            for (rows, t, w), part in zip(groups, flat.split(sizes)):
+                if len(t) == 0:
+                    continue
+                part = part.reshape(t.shape[0], t.shape[1], flat.shape[-1])
+                w = w[:, None, :].expand(-1, t.shape[1], 1)
+                if key == "rgb":
+                    outputs[key][rows] = self.renderer_rgb(rgb=part, weights=w)
+                else:
+                    bounded = self.config.bounded_semantics if key == "semantics" else self.config.bounded_instances
+                    outputs[key][rows] = self._render_head(part, None, w, bounded)
+        return outputs
+
+    def _grid_cell(self) -> float:
+        """Edge of one cell of the density grid at its current resolution, in scene units (the longest axis)."""
+        extent = self.scene_box.aabb[1] - self.scene_box.aabb[0]
+        return float(extent.max()) / self.field.density_encoding.plane_coef.shape[-1]
 
     # ---------------------------------------------------------------- inference rule
     def panoptic_labels(
@@ -450,10 +495,22 @@ class PanopticLiftingModel(TensoRFModel):
     @torch.no_grad()
     def get_outputs_for_camera_ray_bundle(self, camera_ray_bundle: RayBundle) -> Dict[str, Tensor]:
         if self.config.render_guide_stride > 0 and len(camera_ray_bundle.shape) == 2:
-            camera_ray_bundle = self._with_guiding_intervals(camera_ray_bundle)
-        outputs = super().get_outputs_for_camera_ray_bundle(camera_ray_bundle)
+            outputs = self._render_guided(self._with_guiding_intervals(camera_ray_bundle))
+        else:
+            outputs = super().get_outputs_for_camera_ray_bundle(camera_ray_bundle)
         outputs["panoptic"] = panoptic_overlay(outputs["rgb"], outputs["semantics_colormap"], outputs["instance_colormap"])
         return self.panoptic_gui.apply(outputs)
+
+    def _render_guided(self, camera_ray_bundle: RayBundle) -> Dict[str, Tensor]:
+        """nerfstudio's chunked rendering of an image, with the guided rays first and the others after them, so that
+        (all but one) chunks take one sampling path; outputs back in pixel order."""
+        height, width = camera_ray_bundle.shape
+        flat = camera_ray_bundle.flatten()
+        order = torch.argsort(torch.isnan(flat.metadata[guided_sampling.INTERVAL_KEY][:, 0]).to(torch.uint8), stable=True)
+        outputs = super().get_outputs_for_camera_ray_bundle(flat[order].reshape((height, width)))
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(len(order), device=order.device)
+        return {name: value.view(height * width, -1)[inverse.to(value.device)].view(height, width, -1) for name, value in outputs.items()}
 
     def _with_guiding_intervals(self, camera_ray_bundle: RayBundle) -> RayBundle:
         """The image's rays with each pixel's guiding interval from a density pre-pass on every
@@ -468,7 +525,7 @@ class PanopticLiftingModel(TensoRFModel):
             chunk = flat[start : start + cfg.eval_num_rays_per_chunk].to(self.device)
             chunk = self.collider(chunk) if self.collider is not None else chunk
             intervals.append(guided_sampling.weight_interval(*self._fine_samples(chunk), tail=cfg.render_guide_tail, min_opacity=0.5))
-        voxel = float((self.scene_box.aabb[1] - self.scene_box.aabb[0]).max()) / self.field.density_encoding.plane_coef.shape[-1]
+        voxel = self._grid_cell()
         interval = guided_sampling.bracket_intervals(
             torch.cat(intervals).view(len(rows), len(cols), 2), height, width, cfg.render_guide_stride,
             margin=cfg.render_guide_margin * voxel, max_length=cfg.render_guide_max_length * voxel,

@@ -26,7 +26,7 @@ import contextlib
 import io
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Set, Tuple
 
 import numpy as np
 import torch
@@ -91,11 +91,25 @@ def legend_markdown(class_set: "ClassSet") -> str:
     return "\n".join(rows)
 
 
+_VIEWER_FRAME = threading.local()
+
+
+@contextlib.contextmanager
+def as_viewer_frame() -> Iterator[None]:
+    """Render in this thread as nerfstudio's viewer render thread does (benchmarks and tests of viewer frames)."""
+    _VIEWER_FRAME.active = True
+    try:
+        yield
+    finally:
+        _VIEWER_FRAME.active = False
+
+
 def in_viewer_render_thread() -> bool:
-    """True inside nerfstudio's viewer render thread (a RenderStateMachine), i.e. for images shown in the viewer."""
+    """True inside nerfstudio's viewer render thread (a RenderStateMachine), i.e. for images shown in the viewer, and
+    inside :func:`as_viewer_frame`."""
     from nerfstudio.viewer.render_state_machine import RenderStateMachine
 
-    return isinstance(threading.current_thread(), RenderStateMachine)
+    return getattr(_VIEWER_FRAME, "active", False) or isinstance(threading.current_thread(), RenderStateMachine)
 
 
 def _outline(mask: Tensor) -> Tensor:
