@@ -1,6 +1,5 @@
 """Depth-guided sampling of whole-image renders and the viewer's merged shading: the interval arithmetic by hand, and
-renders of a known two-wall
-field that agree with the usual sampling while most pixels skip the uniform density pass."""
+renders of a known two-wall field that agree with the usual sampling while doing less work."""
 
 from __future__ import annotations
 
