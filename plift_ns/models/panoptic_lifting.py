@@ -147,8 +147,9 @@ class PanopticLiftingModelConfig(TensoRFModelConfig):
     """Share of a pre-pass ray's opacity left outside its interval at either end."""
     render_guide_margin: float = 2.0
     """Grid cells added to a guided pixel's interval at either end."""
-    render_guide_max_length: float = 16.0
-    """Longest guided interval in grid cells (with the margins); longer ones (silhouettes) are sampled as usual."""
+    render_guide_max_spacing: float = 2.0 / 3.0
+    """Guided pixels space their ``num_samples`` fine samples at most this many grid cells apart: a longer interval
+    (with the margins; silhouettes, fog) is sampled as usual (small variant: 24 samples, intervals up to 16 cells)."""
     occupancy_resolution: int = 64
     """Cells per axis of the occupancy grid that lets the density-only pass skip empty space (0 = off)."""
     occupancy_threshold: float = 0.01
@@ -528,7 +529,7 @@ class PanopticLiftingModel(TensoRFModel):
         voxel = self._grid_cell()
         interval = guided_sampling.bracket_intervals(
             torch.cat(intervals).view(len(rows), len(cols), 2), height, width, cfg.render_guide_stride,
-            margin=cfg.render_guide_margin * voxel, max_length=cfg.render_guide_max_length * voxel,
+            margin=cfg.render_guide_margin * voxel, max_length=cfg.render_guide_max_spacing * cfg.num_samples * voxel,
         )
         metadata = {**(camera_ray_bundle.metadata or {}), guided_sampling.INTERVAL_KEY: interval.to(camera_ray_bundle.origins.device)}
         return dataclasses.replace(camera_ray_bundle, metadata=metadata)
