@@ -66,9 +66,9 @@ class FramePixels:
         self.confidence = torch.empty((n, h, w), dtype=torch.uint8)
         self.probability: Optional[Union[TopKDistributions, DenseDistributions]] = None
         self.depth: Optional[Tensor] = None
+        """(n, H, W) float16 z-depth in scene units (0: none), when ``depth`` and the scene has depth maps."""
         self._class_pixels: Optional[Tensor] = None
         """Pixel indices grouped by label class, once :meth:`balance_classes` made R_S class-balanced."""
-        """(n, H, W) float16 z-depth in scene units (0: none), when ``depth`` and the scene has depth maps."""
         with Progress(
             TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=CONSOLE
         ) as progress:
