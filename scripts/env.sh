@@ -16,10 +16,16 @@ if [ ! -x "$VENV/bin/python" ]; then
   uv venv -q -p python3 "$VENV"
 fi
 STAMP="$VENV/.plift-install-stamp"
-WANT="$(cat "$ROOT/pyproject.toml" | sha1sum | cut -d' ' -f1)-$EXTRAS"
+WANT="$(cat "$ROOT/pyproject.toml" | sha1sum | cut -d' ' -f1)-$EXTRAS-bytecode"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   echo "[plift] installing plift-ns[$EXTRAS] and its pinned dependencies (first run downloads several GB)"
   uv pip install -q -p "$VENV/bin/python" -e "$ROOT[$EXTRAS]"
+  # Byte-compile the installed packages once. uv does not by default, and where PYTHONDONTWRITEBYTECODE is set
+  # Python never caches them either: every ns-train/plift-* start then recompiles nerfstudio and torch (~15 s of
+  # each start on 2 cores). Some packages ship deliberately invalid template files, hence the ignored status.
+  echo "[plift] byte-compiling the installed packages (once)"
+  SITE="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  "$VENV/bin/python" -m compileall -q -j 0 "$SITE" >/dev/null 2>&1 || true
   echo "$WANT" > "$STAMP"
 fi
 # ns-render needs an ffmpeg binary on PATH: use the one imageio-ffmpeg ships.

@@ -8,11 +8,10 @@ import math
 import torch
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle
-from nerfstudio.model_components.ray_samplers import PDFSampler, UniformSampler
 
 from plift_ns.models import guided_sampling
 from plift_ns.models.viewer_gui import as_viewer_frame
-from tiny_models import tiny_model
+from tiny_models import two_walls
 
 NAN = float("nan")
 
@@ -55,29 +54,6 @@ def test_bracket_intervals_take_the_four_surrounding_pre_pass_rays() -> None:
     assert with_hole[1, 0].tolist() == [0.5, 4.5], "(1, 0) lies between pre-pass rays (0, 0) and (1, 0)"
 
 
-def two_walls(dense: bool = False, **overrides):
-    """A tiny model whose density is a far wall (z = -0.75) across the view and a near one (z = -0.25) on its
-    left half (x < 0), seen by a camera at the origin looking down -z; ``dense``: 16 times the samples per ray (a
-    reference render)."""
-    model = tiny_model(head_weight_threshold=0.0, **overrides)
-    if dense:
-        model.sampler_uniform = UniformSampler(num_samples=16 * model.config.num_uniform_samples, single_jitter=True)
-        model.sampler_pdf = PDFSampler(num_samples=16 * model.config.num_samples, single_jitter=True, include_original=False)
-    encoding = model.field.density_encoding
-    res = encoding.plane_coef.shape[-1]
-    axis = (torch.arange(res) + 0.0) / (res - 1) * 2 - 1  # vertex positions in [-1, 1]
-    with torch.no_grad():
-        encoding.plane_coef.zero_()
-        encoding.line_coef.zero_()
-        # plane 0 spans (y, x) and line 0 spans z (see PanopticField.density_volume)
-        encoding.plane_coef[0, 0] = 1.0
-        encoding.line_coef[0, 0, (axis - -0.75).abs().argmin(), 0] = 60.0
-        encoding.plane_coef[0, 1] = (axis < 0).float()[None, :].expand(res, res)
-        encoding.line_coef[0, 1, (axis - -0.25).abs().argmin(), 0] = 200.0  # opaque: nothing of the far wall behind it
-    model.eval()
-    return model
-
-
 def test_guided_render_is_as_close_to_a_dense_render_as_the_usual_sampling_while_most_pixels_skip_the_density_pass() -> None:
     camera = Cameras(camera_to_worlds=torch.eye(4)[None, :3], fx=24.0, fy=24.0, cx=16.0, cy=12.0, width=32, height=24)
     guided = two_walls(render_guide_stride=4)
@@ -113,7 +89,7 @@ def test_guided_render_is_as_close_to_a_dense_render_as_the_usual_sampling_while
 
 def test_viewer_frames_shade_rays_that_see_one_surface_once_and_other_renders_never_do() -> None:
     camera = Cameras(camera_to_worlds=torch.eye(4)[None, :3], fx=24.0, fy=24.0, cx=16.0, cy=12.0, width=32, height=24)
-    model = two_walls(render_shading_samples=4, viewer_merge_cells=2.0)
+    model = two_walls(render_shading_samples=4, viewer_merge_cells=2.0, viewer_fill_stride=0)
     shaded = {"points": 0}
     sample_outputs = model.field.sample_outputs
 

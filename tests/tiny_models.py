@@ -6,6 +6,7 @@ from typing import Dict
 
 import torch
 from nerfstudio.cameras.rays import RayBundle
+from nerfstudio.model_components.ray_samplers import PDFSampler, UniformSampler
 from nerfstudio.data.scene_box import SceneBox
 
 from plift_ns.data.classes import load_class_set
@@ -45,3 +46,26 @@ def rays(n: int = 64, instance_from: int = 32) -> RayBundle:
 
 def forward(model: PanopticLiftingModel, bundle: RayBundle) -> Dict[str, torch.Tensor]:
     return model(bundle)
+
+
+def two_walls(dense: bool = False, **overrides):
+    """A tiny model whose density is a far wall (z = -0.75) across the view and a near one (z = -0.25) on its
+    left half (x < 0), seen by a camera at the origin looking down -z; ``dense``: 16 times the samples per ray (a
+    reference render)."""
+    model = tiny_model(head_weight_threshold=0.0, **overrides)
+    if dense:
+        model.sampler_uniform = UniformSampler(num_samples=16 * model.config.num_uniform_samples, single_jitter=True)
+        model.sampler_pdf = PDFSampler(num_samples=16 * model.config.num_samples, single_jitter=True, include_original=False)
+    encoding = model.field.density_encoding
+    res = encoding.plane_coef.shape[-1]
+    axis = (torch.arange(res) + 0.0) / (res - 1) * 2 - 1  # vertex positions in [-1, 1]
+    with torch.no_grad():
+        encoding.plane_coef.zero_()
+        encoding.line_coef.zero_()
+        # plane 0 spans (y, x) and line 0 spans z (see PanopticField.density_volume)
+        encoding.plane_coef[0, 0] = 1.0
+        encoding.line_coef[0, 0, (axis - -0.75).abs().argmin(), 0] = 60.0
+        encoding.plane_coef[0, 1] = (axis < 0).float()[None, :].expand(res, res)
+        encoding.line_coef[0, 1, (axis - -0.25).abs().argmin(), 0] = 200.0  # opaque: nothing of the far wall behind it
+    model.eval()
+    return model

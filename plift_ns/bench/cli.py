@@ -414,8 +414,8 @@ class Memory:
 @dataclass
 class Viewer:
     """Seconds per viewer frame (512 px on the longer side) of a trained run along each rendering path (per-sample
-    density and shading; the summed density volume; depth-guided sampling; the viewer's own frame), measured
-    alternately in one process."""
+    density and shading; the summed density volume; depth-guided sampling; merged shading; the viewer's own frame,
+    filled in from anchor pixels), measured alternately in one process."""
 
     load_config: Path
     longer_side: int = 512

@@ -30,12 +30,14 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
     "plain": {"render_density_volume": False, "occupancy": False, "render_shading_samples": 0, "render_guide_stride": 0},
     "volume": {"render_density_volume": True, "render_guide_stride": 0},
     "guided": {"render_density_volume": True},
+    "merged": {"render_density_volume": True, "viewer_frame": True, "viewer_fill_stride": 0},
     "viewer": {"render_density_volume": True, "viewer_frame": True},
 }
 """Rendering paths, each against the model's own settings: ``plain`` evaluates the VM density at every sample and
 shades every fine sample; ``volume`` looks density up in the summed density volume; ``guided`` adds depth-guided
-sampling (what ns-render and evaluation render); ``viewer`` is the frame the viewer shows (guided sampling, and rays
-that see one surface shaded once: ``viewer_merge_cells``)."""
+sampling (what ns-render and evaluation render); ``merged`` adds the viewer's single shading of rays that see one
+surface (``viewer_merge_cells``); ``viewer`` is the frame the viewer shows (``merged`` on anchor pixels, filled in
+between where they agree: ``viewer_fill_stride``)."""
 
 
 def _set_variant(model: Any, grid: Any, defaults: Dict[str, Any], variant: Dict[str, Any]) -> None:
@@ -62,9 +64,9 @@ def viewer_frame_times(load_config: Path, longer_side: int = 512, repeats: int =
     model.eval()
     camera = scaled_camera(pipeline.datamanager.eval_dataset.cameras[0:1], longer_side).to(model.device)
     grid = model.occupancy
-    defaults = {"render_density_volume": model.field.render_density_volume,
-                "render_shading_samples": model.config.render_shading_samples,
-                "render_guide_stride": model.config.render_guide_stride}
+    defaults = {name: getattr(model.config, name) for variant in VARIANTS.values() for name in variant
+                if hasattr(model.config, name)}
+    defaults["render_density_volume"] = model.field.render_density_volume
     times: Dict[str, List[float]] = {name: [] for name in VARIANTS}
     outputs: Dict[str, Dict[str, torch.Tensor]] = {}
     for _ in range(repeats):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Literal, Optional, Tuple, Type
+from typing import Callable, Dict, Iterator, List, Literal, Optional, Tuple, Type
 from unittest import mock
 
 import numpy as np
@@ -33,9 +33,11 @@ from plift_ns.data.classes import ClassSet
 from plift_ns.errors import PliftConfigError
 from plift_ns.fields.occupancy import OccupancyGrid
 from plift_ns.fields.panoptic_field import PanopticField, samples_at
-from plift_ns.models import guided_sampling
+from plift_ns.models import filled_frames, guided_sampling
 from plift_ns.models.viewer_gui import PanopticViewerGUI, in_viewer_render_thread, panoptic_overlay
 
+LABEL_COLOURS = ("semantics_colormap", "instance_colormap")
+"""Outputs that colour labels (one colour per class / instance): copied, never interpolated, in filled frames."""
 DEPRECATED_FLAGS = {"stop_semantic_gradients": "stop_head_gradients", "use_tta_confidence": "use_label_probabilities"}
 """Old model-config names → new ones; old config.yml files and command lines keep working for one release."""
 
@@ -134,6 +136,17 @@ class PanopticLiftingModelConfig(TensoRFModelConfig):
     viewer_merge_cells: float = 2.0
     """In the viewer only (ns-render and evaluation shade every quantile sample): a ray whose quantile samples all
     lie within this many grid cells sees one surface, and is shaded once, at their mean distance (0 = off)."""
+    viewer_fill_stride: int = 4
+    """In the viewer only: render every n-th pixel in both directions first (anchors; a power of 2), then halve the
+    spacing step by step, rendering the pixels between anchors only where the anchors disagree and interpolating
+    their outputs elsewhere (0 or 1 = off; see ``filled_frames``)."""
+    viewer_fill_min_side: int = 128
+    """Smaller frames (the viewer's while the camera moves) use a smaller stride, keeping at least this many anchors
+    along the longer side."""
+    viewer_fill_depth_cells: float = 2.0
+    """Anchors whose depths differ by more than this many grid cells see different surfaces."""
+    viewer_fill_tolerance: float = 0.1
+    """Anchors whose colour or opacity differ by more than this (in [0, 1]) disagree."""
     render_density_volume: bool = True
     """When rendering: sum the density grid's VM components once into a dense R³ volume and look density up there
     (one trilinear lookup per sample, the same values: see ``PanopticField.density_volume``) instead of evaluating
@@ -495,12 +508,56 @@ class PanopticLiftingModel(TensoRFModel):
 
     @torch.no_grad()
     def get_outputs_for_camera_ray_bundle(self, camera_ray_bundle: RayBundle) -> Dict[str, Tensor]:
-        if self.config.render_guide_stride > 0 and len(camera_ray_bundle.shape) == 2:
-            outputs = self._render_guided(self._with_guiding_intervals(camera_ray_bundle))
-        else:
-            outputs = super().get_outputs_for_camera_ray_bundle(camera_ray_bundle)
+        stride = 1
+        if len(camera_ray_bundle.shape) == 2 and in_viewer_render_thread():
+            stride = filled_frames.anchor_stride(max(camera_ray_bundle.shape), self.config.viewer_fill_stride,
+                                                 self.config.viewer_fill_min_side)
+        outputs = self._render_filled(camera_ray_bundle, stride) if stride > 1 else self._render_image(camera_ray_bundle)
         outputs["panoptic"] = panoptic_overlay(outputs["rgb"], outputs["semantics_colormap"], outputs["instance_colormap"])
         return self.panoptic_gui.apply(outputs)
+
+    def _render_image(self, camera_ray_bundle: RayBundle) -> Dict[str, Tensor]:
+        """Every pixel rendered: depth-guided (:meth:`_render_guided`) for an image, else nerfstudio's chunks."""
+        if self.config.render_guide_stride > 0 and len(camera_ray_bundle.shape) == 2:
+            return self._render_guided(self._with_guiding_intervals(camera_ray_bundle, self.config.render_guide_stride))
+        return super().get_outputs_for_camera_ray_bundle(camera_ray_bundle)
+
+    def _render_filled(self, camera_ray_bundle: RayBundle, stride: int) -> Dict[str, Tensor]:
+        """A viewer frame filled in from every ``stride``-th pixel (:meth:`_fill`), guided by one density pre-pass."""
+        cfg = self.config
+        render = super().get_outputs_for_camera_ray_bundle
+        if cfg.render_guide_stride > 0:
+            camera_ray_bundle = self._with_guiding_intervals(camera_ray_bundle, 2 * cfg.render_guide_stride)
+            render = self._render_guided
+        return self._fill(camera_ray_bundle, stride, render)
+
+    def _fill(self, camera_ray_bundle: RayBundle, stride: int, render: Callable[[RayBundle], Dict[str, Tensor]]) -> Dict[str, Tensor]:
+        """Every other pixel in both directions (anchors) filled in from every ``stride``-th (recursively; ``render``
+        alone below 2), then the pixels between the anchors interpolated where the anchors agree and rendered where
+        they do not (:mod:`filled_frames`)."""
+        if stride < 2:
+            return render(camera_ray_bundle)
+        cfg = self.config
+        height, width = camera_ray_bundle.shape
+        rows, cols = guided_sampling.pre_pass_pixels(height, width, 2)
+        device = camera_ray_bundle.origins.device
+        anchors = self._fill(camera_ray_bundle[rows.to(device)][:, cols.to(device)], stride // 2, render)
+        sem, inst = self.panoptic_labels(anchors["semantics"], anchors["instance"])
+        grid = (rows, cols, height, width, 2)
+        missing = filled_frames.to_render(
+            anchors, sem * (cfg.num_surrogate_ids + 1) + inst, *grid,
+            depth_tolerance=cfg.viewer_fill_depth_cells * self._grid_cell(), value_tolerance=cfg.viewer_fill_tolerance,
+        )
+        outputs = {
+            name: (filled_frames.nearest if name in LABEL_COLOURS else filled_frames.interpolate)(value, *grid)
+            for name, value in anchors.items()
+        }
+        pixels = missing.reshape(-1).nonzero()[:, 0]
+        if len(pixels):
+            rendered = render(camera_ray_bundle.flatten()[pixels.to(device)].reshape((len(pixels), 1)))
+            for name, value in outputs.items():
+                value.view(height * width, -1)[pixels] = rendered[name].view(len(pixels), -1).to(value)
+        return outputs
 
     def _render_guided(self, camera_ray_bundle: RayBundle) -> Dict[str, Tensor]:
         """nerfstudio's chunked rendering of an image, with the guided rays first and the others after them, so that
@@ -513,12 +570,12 @@ class PanopticLiftingModel(TensoRFModel):
         inverse[order] = torch.arange(len(order), device=order.device)
         return {name: value.view(height * width, -1)[inverse.to(value.device)].view(height, width, -1) for name, value in outputs.items()}
 
-    def _with_guiding_intervals(self, camera_ray_bundle: RayBundle) -> RayBundle:
-        """The image's rays with each pixel's guiding interval from a density pre-pass on every
-        ``render_guide_stride``-th pixel (:mod:`guided_sampling`)."""
+    def _with_guiding_intervals(self, camera_ray_bundle: RayBundle, stride: int) -> RayBundle:
+        """The image's rays with each pixel's guiding interval from a density pre-pass on every ``stride``-th pixel
+        (:mod:`guided_sampling`)."""
         cfg = self.config
         height, width = camera_ray_bundle.shape
-        rows, cols = guided_sampling.pre_pass_pixels(height, width, cfg.render_guide_stride)
+        rows, cols = guided_sampling.pre_pass_pixels(height, width, stride)
         pre = camera_ray_bundle[rows.to(camera_ray_bundle.origins.device)][:, cols.to(camera_ray_bundle.origins.device)]
         flat = pre.flatten()
         intervals = []
@@ -528,7 +585,7 @@ class PanopticLiftingModel(TensoRFModel):
             intervals.append(guided_sampling.weight_interval(*self._fine_samples(chunk), tail=cfg.render_guide_tail, min_opacity=0.5))
         voxel = self._grid_cell()
         interval = guided_sampling.bracket_intervals(
-            torch.cat(intervals).view(len(rows), len(cols), 2), height, width, cfg.render_guide_stride,
+            torch.cat(intervals).view(len(rows), len(cols), 2), height, width, stride,
             margin=cfg.render_guide_margin * voxel, max_length=cfg.render_guide_max_spacing * cfg.num_samples * voxel,
         )
         metadata = {**(camera_ray_bundle.metadata or {}), guided_sampling.INTERVAL_KEY: interval.to(camera_ray_bundle.origins.device)}
