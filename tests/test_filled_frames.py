@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import torch
 from nerfstudio.cameras.cameras import Cameras
+from tiny_models import two_walls
 
 from plift_ns.models import filled_frames, guided_sampling
 from plift_ns.models.viewer_gui import as_viewer_frame
-from tiny_models import two_walls
 
 NAN = float("nan")
 

@@ -8,10 +8,10 @@ import math
 import torch
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle
+from tiny_models import two_walls
 
 from plift_ns.models import guided_sampling
 from plift_ns.models.viewer_gui import as_viewer_frame
-from tiny_models import two_walls
 
 NAN = float("nan")
 

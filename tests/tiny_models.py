@@ -6,8 +6,8 @@ from typing import Dict
 
 import torch
 from nerfstudio.cameras.rays import RayBundle
-from nerfstudio.model_components.ray_samplers import PDFSampler, UniformSampler
 from nerfstudio.data.scene_box import SceneBox
+from nerfstudio.model_components.ray_samplers import PDFSampler, UniformSampler
 
 from plift_ns.data.classes import load_class_set
 from plift_ns.models.panoptic_lifting import PanopticLiftingModel, PanopticLiftingModelConfig
