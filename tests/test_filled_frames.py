@@ -15,19 +15,19 @@ NAN = float("nan")
 
 def _grid(height: int, width: int, stride: int):
     rows, cols = guided_sampling.pre_pass_pixels(height, width, stride)
-    return rows, cols, (rows, cols, height, width, stride)
+    return rows, cols, guided_sampling.Brackets.of(height, width, stride)
 
 
 def test_interpolation_reproduces_a_linear_image_and_averages_the_four_anchors_between_them() -> None:
     rows, cols, grid = _grid(5, 4, 2)  # rows 0 2 4, columns 0 2 3 (the last column is always an anchor)
     assert rows.tolist() == [0, 2, 4] and cols.tolist() == [0, 2, 3]
     linear = (10.0 * rows[:, None] + cols[None, :]).float()[..., None]
-    full = filled_frames.interpolate(linear, *grid)
+    full = filled_frames.interpolate(linear, grid)
     expected = (10.0 * torch.arange(5)[:, None] + torch.arange(4)[None, :]).float()
     assert torch.allclose(full[..., 0], expected)
     corners = torch.zeros(3, 3, 1)
     corners[0, 0], corners[0, 1], corners[1, 0], corners[1, 1] = 0.0, 1.0, 2.0, 3.0
-    full = filled_frames.interpolate(corners, *grid)
+    full = filled_frames.interpolate(corners, grid)
     assert full[1, 1, 0] == 1.5, "the pixel in the middle of four anchors: their mean"
     assert full[0, 1, 0] == 0.5 and full[1, 0, 0] == 1.0, "pixels between two anchors: the mean of those two"
     assert full[2, 2, 0] == 3.0, "an anchor keeps its own value"
@@ -36,7 +36,7 @@ def test_interpolation_reproduces_a_linear_image_and_averages_the_four_anchors_b
 def test_nearest_copies_the_nearest_anchor() -> None:
     rows, cols, grid = _grid(5, 4, 2)
     values = torch.arange(9.0).view(3, 3, 1)
-    full = filled_frames.nearest(values, *grid)[..., 0]
+    full = filled_frames.nearest(values, grid)[..., 0]
     # rows 0 2 4 / columns 0 2 3: pixel 1 lies halfway (the later anchor), pixel 3 is the last column's anchor
     assert full[0].tolist() == [0.0, 1.0, 1.0, 2.0] and full[1].tolist() == [3.0, 4.0, 4.0, 5.0]
 
@@ -61,7 +61,7 @@ def test_pixels_are_rendered_where_their_anchors_see_different_depths_labels_or_
     flat = _anchors(torch.ones(3, 3))
 
     def missing(anchors, labels=labels):
-        return filled_frames.to_render(anchors, labels, *grid, depth_tolerance=0.1, value_tolerance=0.1)
+        return filled_frames.to_render(anchors, labels, grid, depth_tolerance=0.1, value_tolerance=0.1)
 
     assert not missing(flat).any(), "one surface, one segment, one colour: everything interpolated"
     step = _anchors([[1.0, 1.0, 3.0]] * 3)  # a depth edge between anchor columns 1 and 2 (pixel columns 2 and 4)

@@ -10,13 +10,13 @@ frame; where they do not, the anchors differ and the pixels are rendered.
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict
 
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from plift_ns.models.guided_sampling import around
+from plift_ns.models.guided_sampling import Brackets
 
 
 def anchor_stride(longer_side: int, stride: int, min_side: int) -> int:
@@ -28,57 +28,36 @@ def anchor_stride(longer_side: int, stride: int, min_side: int) -> int:
     return step
 
 
-def _bracket(anchors: Int[Tensor, " n"], size: int, stride: int) -> Tuple[Tensor, Tensor, Float[Tensor, " size"]]:
-    """For each pixel of a row (or column): the anchors at or before and at or after it, and its fraction of the way
-    from the first to the second."""
-    before, after = around(anchors, size, stride)
-    pixel = torch.arange(size, device=anchors.device)
-    span = (anchors[after] - anchors[before]).clamp(min=1)
-    return before, after, (pixel - anchors[before]).float() / span.float()
+def interpolate(values: Float[Tensor, "h w C"], brackets: Brackets) -> Float[Tensor, "H W C"]:
+    """Bilinear interpolation of anchor values to every pixel of the image."""
+    b = brackets
+    across = torch.lerp(values[:, b.col_before], values[:, b.col_after], b.col_fraction.to(values.dtype)[None, :, None])
+    return torch.lerp(across[b.row_before], across[b.row_after], b.row_fraction.to(values.dtype)[:, None, None])
 
 
-def interpolate(
-    values: Float[Tensor, "h w C"], rows: Int[Tensor, " h"], cols: Int[Tensor, " w"], height: int, width: int, stride: int
-) -> Float[Tensor, "H W C"]:
-    """Bilinear interpolation of anchor values (at ``rows`` × ``cols``) to every pixel of the image."""
-    r0, r1, fr = _bracket(rows.to(values.device), height, stride)
-    c0, c1, fc = _bracket(cols.to(values.device), width, stride)
-    across = torch.lerp(values[:, c0], values[:, c1], fc.to(values.dtype)[None, :, None])
-    return torch.lerp(across[r0], across[r1], fr.to(values.dtype)[:, None, None])
-
-
-def nearest(
-    values: Float[Tensor, "h w C"], rows: Int[Tensor, " h"], cols: Int[Tensor, " w"], height: int, width: int, stride: int
-) -> Float[Tensor, "H W C"]:
+def nearest(values: Float[Tensor, "h w C"], brackets: Brackets) -> Float[Tensor, "H W C"]:
     """Each pixel takes the value of its nearest anchor (the later one at equal distance): for label colours, exact
     where the anchors agree, where interpolation would round."""
-    r0, r1, fr = _bracket(rows.to(values.device), height, stride)
-    c0, c1, fc = _bracket(cols.to(values.device), width, stride)
-    return values[torch.where(fr < 0.5, r0, r1)][:, torch.where(fc < 0.5, c0, c1)]
+    b = brackets
+    rows = torch.where(b.row_fraction < 0.5, b.row_before, b.row_after)
+    return values[rows][:, torch.where(b.col_fraction < 0.5, b.col_before, b.col_after)]
 
 
-def spread(
-    values: Float[Tensor, "h w C"], rows: Int[Tensor, " h"], cols: Int[Tensor, " w"], height: int, width: int, stride: int
-) -> Float[Tensor, "H W"]:
+def spread(values: Float[Tensor, "h w C"], brackets: Brackets) -> Float[Tensor, "H W"]:
     """For each pixel, the largest difference (over channels) between the values of the anchors around it (up to
     four; 0 on an anchor)."""
-    r0, r1, _ = _bracket(rows.to(values.device), height, stride)
-    c0, c1, _ = _bracket(cols.to(values.device), width, stride)
-    high = torch.maximum(values[:, c0], values[:, c1])
-    low = torch.minimum(values[:, c0], values[:, c1])
-    return (torch.maximum(high[r0], high[r1]) - torch.minimum(low[r0], low[r1])).amax(dim=-1)
+    return (brackets.high(values) - brackets.low(values)).amax(dim=-1)
 
 
 def to_render(
-    anchor_outputs: Dict[str, Tensor], labels: Int[Tensor, "h w"], rows: Int[Tensor, " h"], cols: Int[Tensor, " w"],
-    height: int, width: int, stride: int, depth_tolerance: float, value_tolerance: float,
+    anchor_outputs: Dict[str, Tensor], labels: Int[Tensor, "h w"], brackets: Brackets, depth_tolerance: float,
+    value_tolerance: float,
 ) -> Bool[Tensor, "H W"]:
     """The pixels whose anchors disagree, which must be rendered: depths further apart than ``depth_tolerance``,
     different ``labels`` (one integer per class and instance), or colour or opacity further apart than
     ``value_tolerance``. NaN values count as disagreeing."""
-    args = (rows, cols, height, width, stride)
-    agree = spread(anchor_outputs["depth"], *args) <= depth_tolerance
-    agree &= spread(labels[..., None].to(anchor_outputs["depth"].dtype), *args) == 0
+    agree = spread(anchor_outputs["depth"], brackets) <= depth_tolerance
+    agree &= spread(labels[..., None].to(anchor_outputs["depth"].dtype), brackets) == 0
     shade = torch.cat([anchor_outputs["rgb"][..., :3], anchor_outputs["accumulation"]], dim=-1)
-    agree &= spread(shade, *args) <= value_tolerance
+    agree &= spread(shade, brackets) <= value_tolerance
     return ~agree

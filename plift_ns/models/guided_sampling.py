@@ -10,10 +10,11 @@ rays of an image see nearly the same depths, so most pixels take the short path.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Tuple
 
 import torch
-from jaxtyping import Bool, Float
+from jaxtyping import Bool, Float, Int
 from nerfstudio.cameras.rays import RayBundle, RaySamples
 from torch import Tensor
 
@@ -56,17 +57,48 @@ def weight_interval(
     return torch.where(opacity >= min_opacity, interval, torch.full_like(interval, float("nan")))
 
 
+@dataclass(frozen=True)
+class Brackets:
+    """For every pixel of an image, the sparse-grid pixels around it (rows and columns of :func:`pre_pass_pixels`):
+    in each direction the grid index at or before it and at or after it, and its fraction of the way between them."""
+
+    row_before: Int[Tensor, " H"]
+    row_after: Int[Tensor, " H"]
+    row_fraction: Float[Tensor, " H"]
+    col_before: Int[Tensor, " W"]
+    col_after: Int[Tensor, " W"]
+    col_fraction: Float[Tensor, " W"]
+
+    @classmethod
+    def of(cls, height: int, width: int, stride: int, device: torch.device | str = "cpu") -> "Brackets":
+        parts = []
+        for pixels, size in zip(pre_pass_pixels(height, width, stride), (height, width)):
+            pixels = pixels.to(device)
+            before, after = around(pixels, size, stride)
+            span = (pixels[after] - pixels[before]).clamp(min=1)
+            parts += [before, after, (torch.arange(size, device=device) - pixels[before]).float() / span.float()]
+        return cls(*parts)
+
+    def low(self, values: Float[Tensor, "h w *C"]) -> Float[Tensor, "H W *C"]:
+        """Per pixel, the smallest of the (up to four) grid values around it; NaN if one of them is NaN."""
+        across = torch.minimum(values[:, self.col_before], values[:, self.col_after])
+        return torch.minimum(across[self.row_before], across[self.row_after])
+
+    def high(self, values: Float[Tensor, "h w *C"]) -> Float[Tensor, "H W *C"]:
+        """Per pixel, the largest of the (up to four) grid values around it; NaN if one of them is NaN."""
+        across = torch.maximum(values[:, self.col_before], values[:, self.col_after])
+        return torch.maximum(across[self.row_before], across[self.row_after])
+
+
 def bracket_intervals(
     pre: Float[Tensor, "h w 2"], height: int, width: int, stride: int, margin: float, max_length: float
 ) -> Float[Tensor, "H W 2"]:
     """Each pixel's interval from the pre-pass rays around it (up to four; rows and columns of :func:`pre_pass_pixels`):
     the earliest start and the latest end, widened by ``margin``; NaN where one of the four is NaN or the widened
     interval is longer than ``max_length``."""
-    rows, cols = (around(pixels.to(pre.device), size, stride) for pixels, size in zip(pre_pass_pixels(height, width, stride), (height, width)))
-    corners = [pre[r][:, c] for r in rows for c in cols]
-    stacked = torch.stack(corners)  # (4, H, W, 2); NaN propagates through min/max
-    start = stacked[..., 0].amin(dim=0) - margin
-    end = stacked[..., 1].amax(dim=0) + margin
+    brackets = Brackets.of(height, width, stride, pre.device)
+    start = brackets.low(pre[..., 0]) - margin
+    end = brackets.high(pre[..., 1]) + margin
     unguided = torch.isnan(start) | torch.isnan(end) | (end - start > max_length)
     interval = torch.stack([start.clamp(min=0.0), end], dim=-1)
     return torch.where(unguided[..., None], torch.full_like(interval, float("nan")), interval)

@@ -539,17 +539,17 @@ class PanopticLiftingModel(TensoRFModel):
             return render(camera_ray_bundle)
         cfg = self.config
         height, width = camera_ray_bundle.shape
-        rows, cols = guided_sampling.pre_pass_pixels(height, width, 2)
         device = camera_ray_bundle.origins.device
-        anchors = self._fill(camera_ray_bundle[rows.to(device)][:, cols.to(device)], stride // 2, render)
+        rows, cols = (pixels.to(device) for pixels in guided_sampling.pre_pass_pixels(height, width, 2))
+        anchors = self._fill(camera_ray_bundle[rows][:, cols], stride // 2, render)
         sem, inst = self.panoptic_labels(anchors["semantics"], anchors["instance"])
-        grid = (rows, cols, height, width, 2)
+        brackets = guided_sampling.Brackets.of(height, width, 2, sem.device)
         missing = filled_frames.to_render(
-            anchors, sem * (cfg.num_surrogate_ids + 1) + inst, *grid,
+            anchors, sem * (cfg.num_surrogate_ids + 1) + inst, brackets,
             depth_tolerance=cfg.viewer_fill_depth_cells * self._grid_cell(), value_tolerance=cfg.viewer_fill_tolerance,
         )
         outputs = {
-            name: (filled_frames.nearest if name in LABEL_COLOURS else filled_frames.interpolate)(value, *grid)
+            name: (filled_frames.nearest if name in LABEL_COLOURS else filled_frames.interpolate)(value, brackets)
             for name, value in anchors.items()
         }
         pixels = missing.reshape(-1).nonzero()[:, 0]
@@ -575,9 +575,9 @@ class PanopticLiftingModel(TensoRFModel):
         (:mod:`guided_sampling`)."""
         cfg = self.config
         height, width = camera_ray_bundle.shape
-        rows, cols = guided_sampling.pre_pass_pixels(height, width, stride)
-        pre = camera_ray_bundle[rows.to(camera_ray_bundle.origins.device)][:, cols.to(camera_ray_bundle.origins.device)]
-        flat = pre.flatten()
+        device = camera_ray_bundle.origins.device
+        rows, cols = (pixels.to(device) for pixels in guided_sampling.pre_pass_pixels(height, width, stride))
+        flat = camera_ray_bundle[rows][:, cols].flatten()
         intervals = []
         for start in range(0, len(flat), cfg.eval_num_rays_per_chunk):
             chunk = flat[start : start + cfg.eval_num_rays_per_chunk].to(self.device)
@@ -588,7 +588,7 @@ class PanopticLiftingModel(TensoRFModel):
             torch.cat(intervals).view(len(rows), len(cols), 2), height, width, stride,
             margin=cfg.render_guide_margin * voxel, max_length=cfg.render_guide_max_spacing * cfg.num_samples * voxel,
         )
-        metadata = {**(camera_ray_bundle.metadata or {}), guided_sampling.INTERVAL_KEY: interval.to(camera_ray_bundle.origins.device)}
+        metadata = {**(camera_ray_bundle.metadata or {}), guided_sampling.INTERVAL_KEY: interval.to(device)}
         return dataclasses.replace(camera_ray_bundle, metadata=metadata)
 
     # ---------------------------------------------------------------- losses
