@@ -11,7 +11,7 @@ import torch
 
 from plift_ns.bench.cli import Quality, _mean, quality_markdown
 from plift_ns.bench.quality import VARIANTS, relabel_scene, time_to_quality
-from plift_ns.bench.segmenter import SegmenterTrainConfig, panoptic_targets, train_segmenter
+from plift_ns.bench.segmenter import SegmenterTrainConfig, augment, panoptic_targets, train_segmenter
 from plift_ns.data.classes import load_class_set
 from plift_ns.data.label_io import read_label_png
 
@@ -82,6 +82,33 @@ def test_quality_summary_is_the_mean_and_half_range_over_scenes() -> None:
     cells = quality_markdown({"full": row}).splitlines()[2].split("|")[2:-1]
     assert [c.strip() for c in cells[:2]] == ["70.0 ± 10.0", "70.0 ± 0.0"] and cells[5].strip() == "27.50 ± 0.50"
     assert _mean(scenes[:1])["mIoU_spread"] is None  # one scene: no spread
+
+
+def test_segmenter_augmentation_keeps_masks_on_their_pixels() -> None:
+    """Flip and zoom move the image and its masks alike; a mask that leaves the frame goes with its label."""
+    codes = {3: 1.0, 5: 0.6, 7: 0.3}
+    masks = torch.zeros(3, 24, 32)
+    masks[0, :, :12] = 1  # a wall on the left (label 3)
+    masks[1, 14:, 14:23] = 1  # a block lower right (label 5)
+    masks[2, :10, 24:] = 1  # a corner object (label 7)
+    labels = torch.tensor([3, 5, 7])
+    image = (masks * torch.tensor([1.0, 0.6, 0.3])[:, None, None]).sum(dim=0).expand(3, -1, -1)
+    flipped = dropped = zoomed_out = 0
+    for seed in range(60):
+        out_image, out_masks, out_labels = augment(image, masks, labels, torch.Generator().manual_seed(seed), True, 1.0)
+        assert out_image.shape == image.shape and out_masks.shape[1:] == masks.shape[1:]
+        assert len(out_masks) == len(out_labels) and set(out_masks.unique().tolist()) <= {0.0, 1.0}
+        for mask, label in zip(out_masks, out_labels.tolist()):
+            inside = out_image[0][mask > 0]
+            if len(inside) >= 16:  # not a sliver at the crop's edge, where bilinear and nearest resampling differ
+                assert ((inside - codes[label]).abs() < 0.05).float().mean() > 0.5, (seed, label)
+        wall = out_masks[out_labels.tolist().index(3)]
+        flipped += int(wall[:, -1].any() and not wall[:, 0].any())
+        dropped += int(7 not in out_labels.tolist())
+        zoomed_out += int(not out_image[0, 0].any() and not out_image[0, -1].any() and out_image[0].any())
+    assert flipped and dropped and zoomed_out  # every branch was taken
+    same = augment(image, masks, labels, torch.Generator().manual_seed(0), False, 0.0)
+    assert torch.equal(same[0], image) and torch.equal(same[1], masks) and torch.equal(same[2], labels)
 
 
 @pytest.fixture(scope="module")

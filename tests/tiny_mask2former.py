@@ -31,7 +31,7 @@ def make_tiny_mask2former(output: Path, seed: int = 0) -> None:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model, processor = build_mask2former(
-            coco_panoptic_names(), num_queries=8, shortest_edge=96, longest_edge=160, width=16, depth=1,
+            coco_panoptic_names(), backbone="swin", num_queries=8, shortest_edge=96, longest_edge=160, width=16, depth=1,
             decoder_layers=2, train_num_points=12544,
         )
         _sharpen(model, processor)

@@ -278,10 +278,12 @@ class Segmenter:
     output: Path = Path("bench-results/segmenter")
     scene_preset: str = "demo"
     """Size preset of the training scenes (their train and test views are all used)."""
-    num_scenes: int = 4
+    num_scenes: int = 20
+    """Training scenes (seeds first_seed, first_seed + 1, ...; 120 frames each in the demo preset)."""
     first_seed: int = 1000
-    steps: int = 1500
+    steps: int = 3600
     batch_size: int = 8
+    backbone: Literal["resnet", "swin"] = "resnet"
     device: Optional[str] = None
 
     def main(self) -> Path:
@@ -298,7 +300,7 @@ class Segmenter:
                 config.seed = self.first_seed + i
                 scenes.append(generate_scene(config, Path(tmp) / f"train-scene-{i}"))
             task = progress.add_task("training Mask2Former from scratch", total=self.steps)
-            config = SegmenterTrainConfig(steps=self.steps, batch_size=self.batch_size)
+            config = SegmenterTrainConfig(backbone=self.backbone, steps=self.steps, batch_size=self.batch_size)
             start = time.perf_counter()
             train_segmenter(
                 scenes, self.output, config, device=device,

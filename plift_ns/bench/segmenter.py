@@ -9,13 +9,15 @@ The trained model is written with ``save_pretrained`` (weights, config, image pr
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Literal, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
@@ -26,23 +28,29 @@ from plift_ns.errors import PliftDataError
 
 @dataclass
 class SegmenterTrainConfig:
-    """Size and schedule of the from-scratch Mask2Former (CPU-sized by default: minutes on 2 cores)."""
+    """Size and schedule of the from-scratch Mask2Former (CPU-sized by default: about 50 min on 2 cores)."""
 
+    backbone: Literal["resnet", "swin"] = "resnet"
+    """ResNet (basic blocks, ResNet-18 layout at depth 2) or Swin. From random weights the ResNet learns several times
+    faster per step here (proxy mIoU 27 against 11 after 200 steps) and its steps are cheaper."""
     width: int = 32
-    """Swin embedding size (the pixel decoder and transformer decoder are twice as wide)."""
+    """Backbone embedding size, doubled at each stage (the pixel decoder and transformer decoder are twice as wide)."""
     depth: int = 2
-    """Swin blocks per stage."""
+    """Backbone blocks per stage."""
     decoder_layers: int = 3
     num_queries: int = 32
     train_num_points: int = 2048
     """Points sampled per mask by the matcher and the mask losses (Mask2Former's default 12544 is 3x slower here)."""
-    steps: int = 1500
+    steps: int = 3600
     batch_size: int = 8
     lr: float = 4e-4
     weight_decay: float = 0.05
     seed: int = 0
     flip: bool = True
     """Random horizontal flips during training."""
+    scale_jitter: float = 0.25
+    """Random zoom by a factor in [1 / (1 + s), 1 + s] (log-uniform): zooming in crops and enlarges, zooming out
+    shrinks the image into a black canvas (0: off)."""
 
 
 def panoptic_targets(
@@ -93,6 +101,7 @@ def load_training_frames(
 
 def build_mask2former(
     class_names: Sequence[str],
+    backbone: Literal["resnet", "swin"],
     num_queries: int,
     shortest_edge: int,
     longest_edge: int,
@@ -101,27 +110,38 @@ def build_mask2former(
     decoder_layers: int,
     train_num_points: int,
 ):
-    """A small ``transformers`` Mask2Former (Swin backbone) with fresh random weights, drawn from torch's global RNG
-    (seed it first for reproducible weights), in eval mode; returns (model, image processor). Nothing is downloaded.
+    """A small ``transformers`` Mask2Former (ResNet or Swin backbone) with fresh random weights, drawn from torch's
+    global RNG (seed it first for reproducible weights), in eval mode; returns (model, image processor). Nothing is
+    downloaded.
 
-    ``width`` is the Swin embedding size (the transformer is twice as wide), ``depth`` the Swin blocks per stage;
+    ``width`` is the backbone's embedding size (the transformer is twice as wide), ``depth`` its blocks per stage;
     ``train_num_points`` the points sampled per mask by the training loss (fewer: faster CPU training).
     """
     from transformers import (
         Mask2FormerConfig,
         Mask2FormerForUniversalSegmentation,
         Mask2FormerImageProcessor,
+        ResNetConfig,
         SwinConfig,
     )
 
     names = list(class_names)
     feedforward = 32 if width <= 16 else 4 * width
-    backbone = SwinConfig(
-        image_size=64, patch_size=4, embed_dim=width, depths=[depth] * 4, num_heads=[1, 1, 2, 2] if width > 16 else [1] * 4,
-        window_size=4, out_features=["stage1", "stage2", "stage3", "stage4"],
-    )
+    stages = ["stage1", "stage2", "stage3", "stage4"]
+    if backbone == "resnet":
+        backbone_config = ResNetConfig(
+            embedding_size=width, hidden_sizes=[width, 2 * width, 4 * width, 8 * width], depths=[depth] * 4,
+            layer_type="basic", out_features=stages,
+        )
+    elif backbone == "swin":
+        backbone_config = SwinConfig(
+            image_size=64, patch_size=4, embed_dim=width, depths=[depth] * 4,
+            num_heads=[1, 1, 2, 2] if width > 16 else [1] * 4, window_size=4, out_features=stages,
+        )
+    else:
+        raise ValueError(f"unknown backbone '{backbone}' (resnet or swin)")
     config = Mask2FormerConfig(
-        backbone_config=backbone, hidden_dim=2 * width, feature_size=2 * width, mask_feature_size=2 * width,
+        backbone_config=backbone_config, hidden_dim=2 * width, feature_size=2 * width, mask_feature_size=2 * width,
         encoder_layers=1, decoder_layers=decoder_layers, num_queries=num_queries, num_attention_heads=2,
         dim_feedforward=feedforward, encoder_feedforward_dim=feedforward, num_labels=len(names), use_pretrained_backbone=False,
         id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)}, train_num_points=train_num_points,
@@ -129,6 +149,37 @@ def build_mask2former(
     model = Mask2FormerForUniversalSegmentation(config).eval()
     processor = Mask2FormerImageProcessor(size={"shortest_edge": shortest_edge, "longest_edge": longest_edge})
     return model, processor
+
+
+def augment(
+    image: Float[Tensor, "3 H W"],
+    masks: Float[Tensor, "n H W"],
+    labels: Int[Tensor, " n"],
+    generator: torch.Generator,
+    flip: bool,
+    scale_jitter: float,
+) -> Tuple[Float[Tensor, "3 H W"], Float[Tensor, "m H W"], Int[Tensor, " m"]]:
+    """One training sample's random flip and zoom (see :class:`SegmenterTrainConfig`), applied alike to the image
+    (bilinear) and its masks (nearest). Masks that leave the frame are dropped with their labels."""
+    h, w = image.shape[-2:]
+    if flip and float(torch.rand(1, generator=generator)) < 0.5:
+        image, masks = image.flip(-1), masks.flip(-1)
+    if scale_jitter <= 0:
+        return image, masks, labels
+    s = math.exp((float(torch.rand(1, generator=generator)) * 2 - 1) * math.log(1 + scale_jitter))
+    ch, cw = (round(h / s), round(w / s)) if s > 1 else (round(h * s), round(w * s))
+    y0 = int(torch.randint(h - ch + 1, (1,), generator=generator))
+    x0 = int(torch.randint(w - cw + 1, (1,), generator=generator))
+    if s > 1:  # zoom in: enlarge a (h / s, w / s) crop to the frame
+        image = F.interpolate(image[None, :, y0 : y0 + ch, x0 : x0 + cw], size=(h, w), mode="bilinear", align_corners=False)[0]
+        masks = F.interpolate(masks[None, :, y0 : y0 + ch, x0 : x0 + cw], size=(h, w), mode="nearest")[0]
+    else:  # zoom out: shrink the frame into a black canvas
+        canvas, canvas_masks = torch.zeros_like(image), torch.zeros_like(masks)
+        canvas[:, y0 : y0 + ch, x0 : x0 + cw] = F.interpolate(image[None], size=(ch, cw), mode="bilinear", align_corners=False)[0]
+        canvas_masks[:, y0 : y0 + ch, x0 : x0 + cw] = F.interpolate(masks[None], size=(ch, cw), mode="nearest")[0]
+        image, masks = canvas, canvas_masks
+    keep = masks.flatten(1).sum(dim=1) > 0
+    return image, masks[keep], labels[keep]
 
 
 def train_segmenter(
@@ -140,7 +191,9 @@ def train_segmenter(
     progress: Optional[Callable[[int, float], None]] = None,
 ) -> Path:
     """Train a Mask2Former from random weights on the GT panoptic labels of ``scenes``; ``save_pretrained`` it to
-    ``output`` (written to a sibling temporary folder, then renamed). ``progress(step, loss)`` is called every step."""
+    ``output`` (written to a sibling temporary folder, then renamed). ``progress(step, loss)`` is called every step.
+
+    Training sees the frames at their own size (the image processor's padding only at inference)."""
     config = config or SegmenterTrainConfig()
     class_set = class_set or load_class_set("scannet21")
     frames = load_training_frames(scenes, class_set)
@@ -149,15 +202,15 @@ def train_segmenter(
     h, w = frames[0][1].shape
     torch.manual_seed(config.seed)  # this run's initial weights and the loss's random point sampling
     model, processor = build_mask2former(
-        class_set.names, num_queries=config.num_queries, shortest_edge=min(h, w), longest_edge=max(h, w),
-        width=config.width, depth=config.depth, decoder_layers=config.decoder_layers,
+        class_set.names, backbone=config.backbone, num_queries=config.num_queries, shortest_edge=min(h, w),
+        longest_edge=max(h, w), width=config.width, depth=config.depth, decoder_layers=config.decoder_layers,
         train_num_points=config.train_num_points,
     )
-    pixels = processor(images=[f[0] for f in frames], return_tensors="pt")
-    pixel_values, pixel_mask = pixels["pixel_values"], pixels["pixel_mask"]
+    pixel_values = processor(images=[f[0] for f in frames], return_tensors="pt")["pixel_values"]
     ph, pw = pixel_values.shape[-2:]
     if ph < h or pw < w:
         raise PliftDataError(f"the image processor resized {w}x{h} frames to {pw}x{ph}; use frames of one size")
+    pixel_values = pixel_values[..., :h, :w]
     targets = [panoptic_targets(sem, inst, class_set) for _, sem, inst in frames]
 
     model.to(device).train()
@@ -165,25 +218,13 @@ def train_segmenter(
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps, pct_start=0.05)
     generator = torch.Generator().manual_seed(config.seed)
     for step in range(config.steps):
-        batch = torch.randint(len(frames), (config.batch_size,), generator=generator).tolist()
-        flips = (torch.rand(config.batch_size, generator=generator) < 0.5).tolist() if config.flip else [False] * len(batch)
         values, masks, labels = [], [], []
-        for i, flip in zip(batch, flips):
-            mask, label = targets[i]
-            padded = torch.zeros(len(mask), ph, pw)
-            padded[:, :h, :w] = mask
-            value = pixel_values[i]
-            if flip:  # flip the valid region only, so padding stays bottom/right
-                value = value.clone()
-                value[:, :h, :w] = value[:, :h, :w].flip(-1)
-                padded[:, :h, :w] = padded[:, :h, :w].flip(-1)
+        for i in torch.randint(len(frames), (config.batch_size,), generator=generator).tolist():
+            value, mask, label = augment(pixel_values[i], *targets[i], generator, config.flip, config.scale_jitter)
             values.append(value)
-            masks.append(padded.to(device))
+            masks.append(mask.to(device))
             labels.append(label.to(device))
-        out = model(
-            pixel_values=torch.stack(values).to(device), pixel_mask=pixel_mask[batch].to(device),
-            mask_labels=masks, class_labels=labels,
-        )
+        out = model(pixel_values=torch.stack(values).to(device), mask_labels=masks, class_labels=labels)
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         loss = out.loss.item()
