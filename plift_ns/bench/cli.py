@@ -281,7 +281,7 @@ class Segmenter:
     num_scenes: int = 20
     """Training scenes (seeds first_seed, first_seed + 1, ...; 120 frames each in the demo preset)."""
     first_seed: int = 1000
-    steps: int = 3600
+    steps: int = 1500
     batch_size: int = 8
     backbone: Literal["resnet", "swin"] = "resnet"
     device: Optional[str] = None
