@@ -18,6 +18,7 @@ from rich.table import Table
 from typing_extensions import Annotated
 
 from plift_ns.bench.quality import VARIANTS
+from plift_ns.bench.segmenter import Backbone
 from plift_ns.bench.speed import METHODS, measure
 from plift_ns.bench.wild import WildBench
 from plift_ns.devices import default_device
@@ -283,7 +284,7 @@ class Segmenter:
     first_seed: int = 1000
     steps: int = 1500
     batch_size: int = 8
-    backbone: Literal["resnet", "swin"] = "resnet"
+    backbone: Backbone = "resnet"
     device: Optional[str] = None
 
     def main(self) -> Path:

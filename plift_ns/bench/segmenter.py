@@ -25,12 +25,15 @@ from plift_ns.data.classes import ClassSet, load_class_set
 from plift_ns.data.label_io import read_label_png, read_semantics
 from plift_ns.errors import PliftDataError
 
+Backbone = Literal["resnet", "swin"]
+"""The segmenter's backbone: ResNet (basic blocks) or Swin."""
+
 
 @dataclass
 class SegmenterTrainConfig:
     """Size and schedule of the from-scratch Mask2Former (CPU-sized by default: about 25 min on 2 cores)."""
 
-    backbone: Literal["resnet", "swin"] = "resnet"
+    backbone: Backbone = "resnet"
     """ResNet (basic blocks, ResNet-18 layout at depth 2) or Swin. From random weights the ResNet learns several times
     faster per step here (proxy mIoU 27 against 11 after 200 steps) and its steps are cheaper."""
     width: int = 32
@@ -101,7 +104,7 @@ def load_training_frames(
 
 def build_mask2former(
     class_names: Sequence[str],
-    backbone: Literal["resnet", "swin"],
+    backbone: Backbone,
     num_queries: int,
     shortest_edge: int,
     longest_edge: int,
