@@ -11,7 +11,7 @@ import torch
 
 from plift_ns.bench.cli import Quality, _mean, quality_markdown
 from plift_ns.bench.quality import VARIANTS, relabel_scene, time_to_quality
-from plift_ns.bench.segmenter import SegmenterTrainConfig, augment, panoptic_targets, train_segmenter
+from plift_ns.bench.segmenter import SegmenterTrainConfig, augment, jitter_colours, panoptic_targets, train_segmenter
 from plift_ns.data.classes import load_class_set
 from plift_ns.data.label_io import read_label_png
 
@@ -109,6 +109,24 @@ def test_segmenter_augmentation_keeps_masks_on_their_pixels() -> None:
     assert flipped and dropped and zoomed_out  # every branch was taken
     same = augment(image, masks, labels, torch.Generator().manual_seed(0), False, 0.0)
     assert torch.equal(same[0], image) and torch.equal(same[1], masks) and torch.equal(same[2], labels)
+
+
+def test_segmenter_colour_jitter_spans_the_photometric_tta_variants() -> None:
+    """Colour jitter keeps images in [0, 1], is off at strength 0, and its brightness and contrast reach past the
+    TTA's photometric variants (brightness 1.2, contrast 1.3) both ways; the per-channel gains tint a grey by at most 10% each."""
+    image = torch.linspace(0.1, 0.9, 3 * 20 * 30).reshape(3, 20, 30)
+    grey = torch.full((3, 20, 30), 0.5)
+    assert torch.equal(jitter_colours(image, torch.Generator().manual_seed(0), 0.0), image)
+    means, spreads = [], []
+    for seed in range(200):
+        out = jitter_colours(image, torch.Generator().manual_seed(seed), 0.3)
+        assert out.shape == image.shape and float(out.min()) >= 0 and float(out.max()) <= 1
+        means.append(float(out.mean()) / float(image.mean()))
+        spreads.append(float(out.std()) / float(image.std()))
+        tinted = jitter_colours(grey, torch.Generator().manual_seed(seed), 0.3)[:, 0, 0]
+        assert float(tinted.max() / tinted.min()) <= 1.1 ** 2 + 1e-4  # gains within [1 / 1.1, 1.1]
+    assert min(means) < 1 / 1.2 and max(means) > 1.2
+    assert min(spreads) < 1 / 1.3 and max(spreads) > 1.3
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from tiny_models import CLASSES, forward, rays, tiny_model
 
 from plift_ns import losses
 from plift_ns.fields.panoptic_field import PanopticField, samples_at, trilinear_lookup
+from plift_ns.models.fragments import merge_instance_fragments
 from plift_ns.models.panoptic_lifting import PanopticLiftingModel
 
 
@@ -87,6 +88,57 @@ def test_inference_rule() -> None:
     sem, inst = model.panoptic_labels(semantics, instance)
     assert sem.tolist() == [chair, wall, chair]
     assert inst.tolist() == [3, 0, 6], "thing → surrogate id + 1; stuff → 0"
+
+
+def _merge_fragments_by_hand(sem, inst, probs, thing, min_pixels):
+    """Reference for merge_instance_fragments: pixel by pixel, in plain Python."""
+    sem, inst, probs = sem.flatten().tolist(), inst.flatten().tolist(), probs.reshape(len(sem.flatten()), -1).tolist()
+    out = list(inst)
+    for c in set(sem):
+        if not thing[c]:
+            continue
+        count = {}
+        for s, i in zip(sem, inst):
+            if s == c:
+                count[i] = count.get(i, 0) + 1
+        kept = [i for i, n in count.items() if n >= min_pixels]
+        for k, (s, i) in enumerate(zip(sem, inst)):
+            if s == c and kept and i not in kept:
+                out[k] = max(kept, key=lambda j: (probs[k][j - 1], -j))
+    return out
+
+
+def test_instance_fragments_merge_into_the_most_probable_kept_id_of_their_class() -> None:
+    model = tiny_model()
+    chair, sofa, wall = CLASSES.index("chair"), CLASSES.index("sofa"), CLASSES.index("wall")
+    assert model.thing_mask[chair] and model.thing_mask[sofa] and not model.thing_mask[wall]
+    sem = torch.full((6, 10), wall)
+    sem[:, :4] = chair  # 24 chair pixels: ids 1 (12 px), 2 (10 px), 3 (a 2-px sliver)
+    probs = torch.full((6, 10, 6), 0.01)
+    probs[:, :2, 0] = probs[:5, 2:4, 1] = 0.9
+    probs[5, 2:4, 2] = 0.5
+    probs[5, 2, 0], probs[5, 3, 1] = 0.3, 0.4  # the sliver's runners-up: id 1 at one pixel, id 2 at the other
+    sem[0, 8] = chair  # one more pixel of chair far away, its id 1 (kept)
+    probs[0, 8, 0] = 0.9
+    sem[5, 9] = sofa  # a thing class with a single small id: nothing to merge into, kept
+    probs[5, 9, 4] = 0.9
+    model.config.min_instance_fraction = 3.5 / 60
+    got, ids = model.panoptic_labels(torch.nn.functional.one_hot(sem, CLASSES.num_classes).float(), probs)
+    assert torch.equal(got, sem)
+    assert ids[5, 2].item() == 1 and ids[5, 3].item() == 2, "the sliver goes to its most probable kept id"
+    assert ids[5, 9].item() == 5 and ids[0, 8].item() == 1 and ids[2, 6].item() == 0
+    assert (ids[:, :2] == 1).all() and (ids[:5, 2:4] == 2).all()
+    model.config.min_instance_fraction = 0.0
+    assert model.panoptic_labels(torch.nn.functional.one_hot(sem, CLASSES.num_classes).float(), probs)[1][5, 2] == 3
+    # against the pixel-by-pixel reference on random frames, thresholds from nothing to everything merged
+    generator = torch.Generator().manual_seed(0)
+    for trial in range(12):
+        sem = torch.randint(CLASSES.num_classes, (7, 9), generator=generator)
+        probs = torch.rand((7, 9, 6), generator=generator)
+        inst = torch.where(model.thing_mask[sem], probs.argmax(-1) + 1, torch.zeros_like(sem))
+        min_pixels = float(trial % 4)
+        expected = _merge_fragments_by_hand(sem, inst, probs, model.thing_mask.tolist(), min_pixels)
+        assert merge_instance_fragments(sem, inst, probs, model.thing_mask, min_pixels).flatten().tolist() == expected
 
 
 def test_camera_outputs_are_viewer_safe_float_rgb() -> None:

@@ -54,6 +54,10 @@ class SegmenterTrainConfig:
     scale_jitter: float = 0.25
     """Random zoom by a factor in [1 / (1 + s), 1 + s] (log-uniform): zooming in crops and enlarges, zooming out
     shrinks the image into a black canvas (0: off)."""
+    colour_jitter: float = 0.3
+    """Random brightness, contrast and gamma, each a factor in [1 / (1 + c), 1 + c] (log-uniform), and per-channel
+    gains in [1 / (1 + c / 3), 1 + c / 3] (0: off). It covers the photometric test-time variants of ``plift-labels``
+    (contrast 1.3, brightness 1.2, gamma 0.8); trained without it, this segmenter's labels lost 8 mIoU under them."""
 
 
 def panoptic_targets(
@@ -185,6 +189,23 @@ def augment(
     return image, masks[keep], labels[keep]
 
 
+def jitter_colours(image: Float[Tensor, "3 H W"], generator: torch.Generator, strength: float) -> Float[Tensor, "3 H W"]:
+    """Random brightness, contrast, gamma and per-channel gains (see :class:`SegmenterTrainConfig`) of an image in
+    [0, 1]; the result stays in [0, 1]."""
+    if strength <= 0:
+        return image
+
+    def factor(jitter: float) -> float:
+        return math.exp((float(torch.rand(1, generator=generator)) * 2 - 1) * math.log(1 + jitter))
+
+    brightness, contrast, gamma = factor(strength), factor(strength), factor(strength)
+    gains = torch.tensor([factor(strength / 3) for _ in range(3)], dtype=image.dtype)[:, None, None]
+    image = (image * brightness).clamp(0, 1)
+    grey = (0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2]).mean()
+    image = ((image - grey) * contrast + grey).clamp(0, 1)
+    return (image.pow(gamma) * gains).clamp(0, 1)
+
+
 def train_segmenter(
     scenes: Sequence[Path],
     output: Path,
@@ -209,7 +230,10 @@ def train_segmenter(
         longest_edge=max(h, w), width=config.width, depth=config.depth, decoder_layers=config.decoder_layers,
         train_num_points=config.train_num_points,
     )
-    pixel_values = processor(images=[f[0] for f in frames], return_tensors="pt")["pixel_values"]
+    # in [0, 1]: the zoom's canvas is black and the colour jitter works on the image; normalised after both
+    pixel_values = processor(images=[f[0] for f in frames], do_normalize=False, return_tensors="pt")["pixel_values"]
+    mean = torch.tensor(processor.image_mean)[:, None, None]
+    std = torch.tensor(processor.image_std)[:, None, None]
     ph, pw = pixel_values.shape[-2:]
     if ph < h or pw < w:
         raise PliftDataError(f"the image processor resized {w}x{h} frames to {pw}x{ph}; use frames of one size")
@@ -224,7 +248,7 @@ def train_segmenter(
         values, masks, labels = [], [], []
         for i in torch.randint(len(frames), (config.batch_size,), generator=generator).tolist():
             value, mask, label = augment(pixel_values[i], *targets[i], generator, config.flip, config.scale_jitter)
-            values.append(value)
+            values.append((jitter_colours(value, generator, config.colour_jitter) - mean) / std)
             masks.append(mask.to(device))
             labels.append(label.to(device))
         out = model(pixel_values=torch.stack(values).to(device), mask_labels=masks, class_labels=labels)

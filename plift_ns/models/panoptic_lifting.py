@@ -34,6 +34,7 @@ from plift_ns.errors import PliftConfigError
 from plift_ns.fields.occupancy import OccupancyGrid
 from plift_ns.fields.panoptic_field import PanopticField, samples_at
 from plift_ns.models import filled_frames, guided_sampling
+from plift_ns.models.fragments import merge_instance_fragments
 from plift_ns.models.viewer_gui import PanopticViewerGUI, in_viewer_render_thread, panoptic_overlay
 
 LABEL_COLOURS = ("semantics_colormap", "instance_colormap")
@@ -125,6 +126,10 @@ class PanopticLiftingModelConfig(TensoRFModelConfig):
     consistency_loss_start_step: Optional[int] = None
     """L_con starts here instead (None: with the instance loss). Its target is the majority of the model's own
     predictions, so starting it before the semantic field is accurate locks small classes into their neighbours."""
+    min_instance_fraction: float = 0.001
+    """In a rendered image (viewer, ns-render, evaluation), a thing class's surrogate id covering fewer than this
+    fraction of the image's pixels is merged into the same class's larger ids (:mod:`fragments`; 0 = off, the
+    paper's plain argmax). Not in the paper: its slivers at object boundaries each count as a false positive."""
     head_weight_threshold: float = 1e-4
     """Evaluate the semantic/instance heads only on samples whose rendering weight exceeds this (0: all samples)."""
     render_shading_samples: int = 0
@@ -492,10 +497,14 @@ class PanopticLiftingModel(TensoRFModel):
     def panoptic_labels(
         self, semantics: Float[Tensor, "*bs C"], instance: Float[Tensor, "*bs K"]
     ) -> Tuple[Int[Tensor, " *bs"], Int[Tensor, " *bs"]]:
-        """Class = argmax κ_r; thing → surrogate id argmax π_r + 1 (so 0 stays 'no instance'); stuff → 0."""
+        """Class = argmax κ_r; thing → surrogate id argmax π_r + 1 (so 0 stays 'no instance'); stuff → 0. Given an
+        image (H, W, ·), a thing class's ids below ``min_instance_fraction`` of it are merged (:mod:`fragments`)."""
         sem = semantics.argmax(dim=-1)
         inst = instance.argmax(dim=-1) + 1
         inst = torch.where(self.thing_mask[sem], inst, torch.zeros_like(inst))
+        if sem.dim() == 2:
+            min_pixels = self.config.min_instance_fraction * sem.numel()
+            inst = merge_instance_fragments(sem, inst, instance, self.thing_mask, min_pixels)
         return sem, inst
 
     def colormaps(self, semantics: Tensor, instance: Tensor) -> Dict[str, Tensor]:
@@ -513,6 +522,8 @@ class PanopticLiftingModel(TensoRFModel):
             stride = filled_frames.anchor_stride(max(camera_ray_bundle.shape), self.config.viewer_fill_stride,
                                                  self.config.viewer_fill_min_side)
         outputs = self._render_filled(camera_ray_bundle, stride) if stride > 1 else self._render_image(camera_ray_bundle)
+        if len(camera_ray_bundle.shape) == 2 and self.config.min_instance_fraction > 0:  # the whole image's ids
+            outputs.update(self.colormaps(outputs["semantics"], outputs["instance"]))
         outputs["panoptic"] = panoptic_overlay(outputs["rgb"], outputs["semantics_colormap"], outputs["instance_colormap"])
         return self.panoptic_gui.apply(outputs)
 
