@@ -31,7 +31,7 @@ Backbone = Literal["resnet", "swin"]
 
 @dataclass
 class SegmenterTrainConfig:
-    """Size and schedule of the from-scratch Mask2Former (CPU-sized by default: about 25 min on 2 cores)."""
+    """Size and schedule of the from-scratch Mask2Former (CPU-sized by default: about 25-30 min on 2 cores)."""
 
     backbone: Backbone = "resnet"
     """ResNet (basic blocks, ResNet-18 layout at depth 2) or Swin. From random weights the ResNet learns several times
@@ -57,7 +57,8 @@ class SegmenterTrainConfig:
     colour_jitter: float = 0.3
     """Random brightness, contrast and gamma, each a factor in [1 / (1 + c), 1 + c] (log-uniform), and per-channel
     gains in [1 / (1 + c / 3), 1 + c / 3] (0: off). It covers the photometric test-time variants of ``plift-labels``
-    (contrast 1.3, brightness 1.2, gamma 0.8); trained without it, this segmenter's labels lost 8 mIoU under them."""
+    (contrast 1.3, brightness 1.2, gamma 0.8). Trained without it, this segmenter's labels lost 7.7 mIoU under those
+    variants; with it, 1.3-1.9 (``scripts/reports/2026-12-02-segmenter.md``)."""
 
 
 def panoptic_targets(
