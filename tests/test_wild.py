@@ -203,8 +203,8 @@ def test_photos_only_room_end_to_end(tmp_path):
     # COLMAP 3.8 seeds the random generator of each worker thread (two-view RANSAC in matching, the mapper's own
     # thread) from the clock, so no option makes a reconstruction repeat. With its default threads 2 of 5 runs on
     # 2026-12-02 had an RMSE trajectory error of 8.9% and 10.7% of the room, and on one thread per stage about 1 run
-    # in 6 still reached 11% (CI). The RMSE follows the worst-placed photos; the median camera error (0.4-0.6% of
-    # the room in 4 logged runs, threaded or not) and rotation error (0.6-1.1 deg) follow the conversion and the
+    # in 6 still reached 11% (CI). The RMSE follows the worst-placed photos; the median camera error (0.4-0.7% of
+    # the room in 7 logged runs, threaded or not) and rotation error (0.6-2.1 deg) follow the conversion and the
     # alignment this path owns, which a wrong pose convention would put far above the bounds below
     colmap = tmp_path / "colmap-one-thread"
     colmap.write_text('#!/bin/sh\ncase "$1" in\n  mapper) exec colmap "$@" --Mapper.num_threads 1 ;;\n'
@@ -224,7 +224,7 @@ def test_photos_only_room_end_to_end(tmp_path):
 
     poses = pose_report(gt, scene)
     write_variants(scene, json.loads((gt / "transforms.json").read_text()), poses.pop("_similarity"))
-    assert poses["ate_median_m"] < 0.02 * poses["room_size_m"] and poses["rotation_err_median_deg"] < 3.0, poses
+    assert poses["ate_median_m"] < 0.02 * poses["room_size_m"] and poses["rotation_err_median_deg"] < 5.0, poses
     for data in (scene, scene / TRUE_POSES, scene / ALIGNED_TEST):
         parser = PanopticDataParserConfig(data=data).setup()
         train, test = parser.get_dataparser_outputs("train"), parser.get_dataparser_outputs("test")
